@@ -1,0 +1,45 @@
+# Resolves STRATA_CUDA and STRATA_SANITIZE into compiler settings shared by every target.
+include(CheckLanguage)
+
+string(TOUPPER "${STRATA_CUDA}" _strata_cuda)
+if(_strata_cuda STREQUAL "AUTO")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(STRATA_WITH_CUDA ON)
+  else()
+    set(STRATA_WITH_CUDA OFF)
+  endif()
+elseif(_strata_cuda STREQUAL "ON")
+  set(STRATA_WITH_CUDA ON)
+elseif(_strata_cuda STREQUAL "OFF")
+  set(STRATA_WITH_CUDA OFF)
+else()
+  message(FATAL_ERROR "STRATA_CUDA must be AUTO, ON or OFF, not '${STRATA_CUDA}'")
+endif()
+
+if(STRATA_WITH_CUDA)
+  # `native` fails on machines without a GPU (CI), so Hopper is the default target.
+  if(NOT CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90a)
+  endif()
+  enable_language(CUDA)
+  # CMake 3.25 does not know that nvcc 13 speaks C++20: tell it the flag.
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+endif()
+message(STATUS "strata: CUDA backend ${STRATA_WITH_CUDA}")
+
+add_library(strata_flags INTERFACE)
+target_compile_options(strata_flags INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+if(STRATA_SANITIZE)
+  if(NOT STRATA_SANITIZE MATCHES "^(address|undefined|thread)$")
+    message(FATAL_ERROR "STRATA_SANITIZE must be address, undefined or thread, not '${STRATA_SANITIZE}'")
+  endif()
+  target_compile_options(strata_flags INTERFACE
+    $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${STRATA_SANITIZE} -fno-omit-frame-pointer>)
+  target_link_options(strata_flags INTERFACE -fsanitize=${STRATA_SANITIZE})
+endif()

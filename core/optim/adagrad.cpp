@@ -1,0 +1,35 @@
+// AdaGrad: the decayed learning rate per parameter step, then one fused pass.
+#include "core/optim/adagrad.h"
+
+#include "core/backend/cpu/optim.h"
+
+namespace strata::optim {
+
+Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& opts)
+    : Adagrad(std::vector<ParamGroup>{ParamGroup{std::move(params), {}, {}, {}}}, opts) {}
+
+Adagrad::Adagrad(std::vector<ParamGroup> groups, const AdagradOptions& d)
+    : Optimizer(std::move(groups), d.lr, d.weight_decay,
+                {{"lr_decay", d.lr_decay},
+                 {"initial_accumulator_value", d.initial_accumulator_value},
+                 {"eps", d.eps}}) {
+  validate_all();
+}
+
+void Adagrad::validate(size_t g) const {
+  for (const char* k : {"lr_decay", "initial_accumulator_value", "eps"}) {
+    check(option(g, k) >= 0, "[Adagrad] ", k, " of group ", g, " must be >= 0, got ", option(g, k));
+  }
+}
+
+void Adagrad::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  const double t = bump_counter(g, i, "step");
+  cpu::AdagradHyper h;
+  h.clr = *groups()[g].lr / (1 + (t - 1) * option(g, "lr_decay"));
+  h.eps = option(g, "eps");
+  h.weight_decay = *groups()[g].weight_decay;
+  Tensor& sum = slot(g, i, "sum", option(g, "initial_accumulator_value"));
+  cpu::adagrad_step(param, grad, sum, h);
+}
+
+}  // namespace strata::optim

@@ -1,0 +1,53 @@
+// Global-norm gradient clipping (one norm pass and one scaling pass per gradient) and the
+// penalty terms built from differentiable ops.
+#include "core/optim/clip.h"
+
+#include <cmath>
+
+#include "core/autograd/grad_mode.h"
+#include "core/backend/cpu/optim.h"
+#include "core/ops/dispatch.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/reduce.h"
+
+namespace strata::optim {
+
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type) {
+  check(norm_type > 0, "[clip_grad_norm_] norm_type must be positive (or inf), got ", norm_type);
+  check(max_norm >= 0, "[clip_grad_norm_] max_norm must be >= 0, got ", max_norm);
+  NoGradGuard guard;
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params) {
+    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return 0.0;
+  const bool inf = std::isinf(norm_type);
+  double acc = 0;
+  for (const Tensor& g : grads) {
+    require_cpu_kernel("clip_grad_norm_", g);
+    double part = cpu::sum_abs_pow(g.contiguous(), norm_type);
+    acc = inf ? std::max(acc, part) : acc + part;
+  }
+  const double total = inf ? acc : std::pow(acc, 1.0 / norm_type);
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1) {
+    for (Tensor& g : grads) mul_(g, coef);
+  }
+  return total;
+}
+
+Tensor l1_penalty(const std::vector<Tensor>& params) {
+  check(!params.empty(), "[l1_penalty] needs at least one parameter");
+  Tensor total = sum(abs(params[0]));
+  for (size_t i = 1; i < params.size(); ++i) total = add(total, sum(abs(params[i])));
+  return total;
+}
+
+Tensor l2_penalty(const std::vector<Tensor>& params) {
+  check(!params.empty(), "[l2_penalty] needs at least one parameter");
+  Tensor total = sum(square(params[0]));
+  for (size_t i = 1; i < params.size(); ++i) total = add(total, sum(square(params[i])));
+  return total;
+}
+
+}  // namespace strata::optim

@@ -1,0 +1,20 @@
+// Gradient clipping by the global norm, and L1/L2 penalties over parameters.
+#pragma once
+
+#include <limits>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace strata::optim {
+
+/// Scales every gradient by min(1, max_norm / (total + 1e-6)), where total is the p-norm of
+/// all gradients together (p = inf: the largest |g|), as torch.nn.utils.clip_grad_norm_.
+/// Returns total (the norm before clipping). Parameters without gradients are skipped.
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2);
+/// sum over params of sum(|w|): differentiable, add coefficient * it to the loss.
+Tensor l1_penalty(const std::vector<Tensor>& params);
+/// sum over params of sum(w^2) (not halved): differentiable.
+Tensor l2_penalty(const std::vector<Tensor>& params);
+
+}  // namespace strata::optim

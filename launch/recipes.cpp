@@ -1,0 +1,112 @@
+// Builds model, data, optimizer and schedule from the resolved config.
+#include "launch/recipes.h"
+
+#include "core/optim/adagrad.h"
+#include "core/optim/adam.h"
+#include "core/optim/rmsprop.h"
+#include "core/optim/schedule.h"
+#include "core/optim/sgd.h"
+#include "launch/tasks.h"
+
+namespace strata::launch {
+namespace {
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const Json& cfg, std::vector<Tensor> params) {
+  std::string name = get<std::string>(cfg, "optim.name");
+  double lr = get<double>(cfg, "optim.lr"), wd = get<double>(cfg, "optim.weight_decay");
+  double momentum = get<double>(cfg, "optim.momentum"), eps = get<double>(cfg, "optim.eps");
+  check(lr > 0, "[config] optim.lr must be positive, got ", lr);
+  auto betas = cfg["optim"]["betas"].get<std::vector<double>>();
+  if (name == "sgd") {
+    return std::make_unique<optim::SGD>(
+        std::move(params), optim::SGDOptions{.lr = lr,
+                                             .momentum = momentum,
+                                             .nesterov = get<bool>(cfg, "optim.nesterov"),
+                                             .weight_decay = wd});
+  }
+  if (name == "adam" || name == "adamw") {
+    optim::AdamWOptions o;
+    o.lr = lr;
+    o.beta1 = betas[0];
+    o.beta2 = betas[1];
+    o.eps = eps;
+    o.weight_decay = wd;
+    if (name == "adamw") return std::make_unique<optim::AdamW>(std::move(params), o);
+    return std::make_unique<optim::Adam>(std::move(params), o);
+  }
+  if (name == "adagrad") {
+    return std::make_unique<optim::Adagrad>(
+        std::move(params), optim::AdagradOptions{.lr = lr, .weight_decay = wd, .eps = eps});
+  }
+  if (name == "rmsprop") {
+    return std::make_unique<optim::RMSprop>(
+        std::move(params),
+        optim::RMSpropOptions{.lr = lr, .eps = eps, .weight_decay = wd, .momentum = momentum});
+  }
+  if (name == "lars") {
+    return std::make_unique<optim::LARS>(
+        std::move(params), optim::LARSOptions{.lr = lr, .momentum = momentum, .weight_decay = wd});
+  }
+  throw Error(str_cat("[config] optim.name: unknown optimizer '", name,
+                      "'; choose sgd, adam, adamw, adagrad, rmsprop or lars"));
+}
+
+optim::SchedulePtr make_schedule(const Json& cfg, int64_t total) {
+  const Json& s = cfg["schedule"];
+  std::string name = s["name"].get<std::string>();
+  int64_t warmup = s["warmup_steps"].get<int64_t>();
+  check(warmup >= 0 && warmup < total, "[config] schedule.warmup_steps must be in [0, ", total,
+        "), got ", warmup);
+  int64_t rest = total - warmup;
+  optim::SchedulePtr main;
+  if (name == "constant") {
+    main = optim::constant_lr();
+  } else if (name == "step") {
+    main = optim::step_lr(s["step_size"].get<int64_t>(), s["gamma"].get<double>());
+  } else if (name == "multistep") {
+    main =
+        optim::multistep_lr(s["milestones"].get<std::vector<int64_t>>(), s["gamma"].get<double>());
+  } else if (name == "exponential") {
+    main = optim::exponential_lr(s["gamma"].get<double>());
+  } else if (name == "polynomial") {
+    main = optim::polynomial_lr(rest, s["power"].get<double>());
+  } else if (name == "cosine") {
+    main = optim::cosine_lr(rest, s["min_lr"].get<double>());
+  } else if (name == "cyclic") {
+    std::string mode = s["mode"].get<std::string>();
+    optim::CyclicMode m = mode == "triangular2" ? optim::CyclicMode::triangular2
+                          : mode == "exp_range" ? optim::CyclicMode::exp_range
+                                                : optim::CyclicMode::triangular;
+    check(mode == "triangular" || mode == "triangular2" || mode == "exp_range",
+          "[config] schedule.mode: unknown cyclic mode '", mode,
+          "'; choose triangular, triangular2 or exp_range");
+    main = optim::cyclic_lr(s["max_lr"].get<double>(), s["step_size_up"].get<int64_t>(), -1, m,
+                            s["gamma"].get<double>());
+  } else if (name == "onecycle") {
+    main = optim::one_cycle_lr(rest);
+  } else {
+    throw Error(str_cat("[config] schedule.name: unknown schedule '", name,
+                        "'; choose constant, step, multistep, exponential, polynomial, cosine, "
+                        "cyclic or onecycle"));
+  }
+  if (warmup == 0) return main;
+  return optim::linear_warmup(warmup, s["warmup_start_factor"].get<double>(), main);
+}
+
+}  // namespace
+
+TrainParts build_training(const Json& cfg, const LaunchEnv& env) {
+  check(get<std::string>(cfg, "device") == "cpu",
+        "[config] device: only 'cpu' is available in "
+        "this build; the CUDA backend arrives with issue 3");
+  TrainParts parts;
+  std::string task = get<std::string>(cfg, "task");
+  parts.task = task == "char_lm" ? make_char_lm_task(cfg, env) : make_classify_task(cfg, env);
+  parts.optimizer = make_optimizer(cfg, parts.task->model().trainable_parameters());
+  double base = get<double>(cfg, "optim.lr");
+  optim::SchedulePtr schedule = make_schedule(cfg, total_steps(cfg, *parts.task));
+  parts.lr_at = [schedule, base](int64_t step) { return schedule->lr_at(step, base); };
+  return parts;
+}
+
+}  // namespace strata::launch

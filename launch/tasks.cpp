@@ -1,0 +1,143 @@
+// Classification and character-LM tasks.
+#include "launch/tasks.h"
+
+#include "core/ops.h"
+#include "core/ops/loss.h"
+#include "io/datasets.h"
+#include "io/sampler.h"
+#include "models/gpt.h"
+#include "models/lenet.h"
+
+namespace strata::launch {
+namespace {
+
+class ClassifyTask final : public Task {
+ public:
+  ClassifyTask(const Json& cfg, const LaunchEnv& env)
+      : batch_(get<int64_t>(cfg, "train.batch_size")),
+        eval_batch_(get<int64_t>(cfg, "train.eval_batch_size")),
+        mean_(get<double>(cfg, "data.mean")),
+        std_(get<double>(cfg, "data.std")),
+        train_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "train")),
+        test_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "test")),
+        sampler_(train_.images.size(0), static_cast<uint64_t>(get<int64_t>(cfg, "seed")), true,
+                 env.rank, env.world_size) {
+    check(batch_ > 0 && eval_batch_ > 0,
+          "[config] train.batch_size and train.eval_batch_size "
+          "must be positive");
+    check(std_ > 0, "[config] data.std must be positive, got ", std_);
+    Generator init(static_cast<uint64_t>(get<int64_t>(cfg, "seed")));
+    model_ = std::make_unique<models::LeNet5>(train_.images.size(1), train_.num_classes, init);
+  }
+
+  nn::Module& model() override { return *model_; }
+  int64_t items_per_step() const override { return batch_; }
+  const char* item_unit() const override { return "img"; }
+  int64_t steps_per_epoch() const override { return sampler_.shard_size() / batch_; }
+  void next_epoch() override { sampler_.next_epoch(); }
+
+  Tensor train_loss() override {
+    std::vector<int64_t> idx = sampler_.next(batch_);
+    if (static_cast<int64_t>(idx.size()) < batch_) {  // partial tail: start the next epoch
+      sampler_.next_epoch();
+      idx = sampler_.next(batch_);
+    }
+    auto [x, y] = io::image_batch(train_, idx, mean_, std_);
+    return cross_entropy(model_->forward(x), y);
+  }
+
+  Json evaluate() override {
+    int64_t n = test_.images.size(0), correct = 0;
+    double loss_sum = 0;
+    for (int64_t start = 0; start < n; start += eval_batch_) {
+      std::vector<int64_t> idx;
+      for (int64_t i = start; i < std::min(n, start + eval_batch_); ++i) idx.push_back(i);
+      auto [x, y] = io::image_batch(test_, idx, mean_, std_);
+      Tensor logits = model_->forward(x);
+      loss_sum += cross_entropy(logits, y, -100, 0.0, Reduction::sum).item();
+      correct += static_cast<int64_t>(sum(eq(argmax(logits, 1), y)).item());
+    }
+    return Json{{"loss", loss_sum / static_cast<double>(n)},
+                {"accuracy", static_cast<double>(correct) / static_cast<double>(n)}};
+  }
+
+ private:
+  int64_t batch_, eval_batch_;
+  double mean_, std_;
+  io::ImageSet train_, test_;
+  io::Sampler sampler_;
+  std::unique_ptr<models::LeNet5> model_;
+};
+
+class CharLMTask final : public Task {
+ public:
+  CharLMTask(const Json& cfg, const LaunchEnv& env)
+      : batch_(get<int64_t>(cfg, "train.batch_size")),
+        eval_batches_(get<int64_t>(cfg, "data.eval_batches")),
+        corpus_(io::load_text(get<std::string>(cfg, "data.path"))),
+        data_gen_(static_cast<uint64_t>(get<int64_t>(cfg, "seed")) * 2 + 1 +
+                  static_cast<uint64_t>(env.rank) * 0x9E3779B97F4A7C15ull) {
+    double val = get<double>(cfg, "data.val_fraction");
+    check(val > 0 && val < 1, "[config] data.val_fraction must be in (0, 1), got ", val);
+    check(batch_ > 0 && eval_batches_ > 0,
+          "[config] train.batch_size and data.eval_batches "
+          "must be positive");
+    int64_t n = corpus_.tokens.numel();
+    split_ = n - static_cast<int64_t>(static_cast<double>(n) * val);
+    models::GPTConfig g;
+    g.vocab_size = corpus_.vocab_size();
+    g.block_size = get<int64_t>(cfg, "model.block_size");
+    g.n_layer = get<int64_t>(cfg, "model.n_layer");
+    g.n_head = get<int64_t>(cfg, "model.n_head");
+    g.n_embd = get<int64_t>(cfg, "model.n_embd");
+    g.dropout = get<double>(cfg, "model.dropout");
+    g.bias = get<bool>(cfg, "model.bias");
+    g.tie_weights = get<bool>(cfg, "model.tie_weights");
+    Generator init(static_cast<uint64_t>(get<int64_t>(cfg, "seed")));
+    model_ = std::make_unique<models::GPT>(g, init);
+  }
+
+  nn::Module& model() override { return *model_; }
+  int64_t items_per_step() const override { return batch_ * model_->config().block_size; }
+  const char* item_unit() const override { return "tok"; }
+  int64_t steps_per_epoch() const override {
+    return std::max<int64_t>(1, split_ / items_per_step());
+  }
+
+  Tensor train_loss() override {
+    auto [x, y] =
+        io::text_batch(corpus_.tokens, 0, split_, batch_, model_->config().block_size, data_gen_);
+    return model_->loss(x, y);
+  }
+
+  Json evaluate() override {
+    // A fixed generator: every evaluation scores the same validation windows.
+    Generator eval_gen(12345);
+    double total = 0;
+    for (int64_t i = 0; i < eval_batches_; ++i) {
+      auto [x, y] = io::text_batch(corpus_.tokens, split_, corpus_.tokens.numel(), batch_,
+                                   model_->config().block_size, eval_gen);
+      total += model_->loss(x, y).item();
+    }
+    return Json{{"loss", total / static_cast<double>(eval_batches_)}};
+  }
+
+ private:
+  int64_t batch_, eval_batches_;
+  io::TextCorpus corpus_;
+  Generator data_gen_;
+  int64_t split_ = 0;
+  std::unique_ptr<models::GPT> model_;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_classify_task(const Json& cfg, const LaunchEnv& env) {
+  return std::make_unique<ClassifyTask>(cfg, env);
+}
+
+std::unique_ptr<Task> make_char_lm_task(const Json& cfg, const LaunchEnv& env) {
+  return std::make_unique<CharLMTask>(cfg, env);
+}
+
+}  // namespace strata::launch

@@ -1,0 +1,35 @@
+// The generic training loop: steps, learning-rate schedule, clipping, evaluation, metrics
+// and the progress line.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "core/optim/optimizer.h"
+#include "launch/config.h"
+#include "launch/env.h"
+#include "launch/task.h"
+
+namespace strata::launch {
+
+struct TrainResult {
+  int64_t steps = 0;
+  double last_loss = 0;
+  Json final_eval;
+  double seconds = 0;
+};
+
+struct TrainParts {
+  std::unique_ptr<Task> task;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::function<double(int64_t)> lr_at;  // learning rate for a 0-based step
+};
+
+/// The number of optimizer steps a run makes: train.max_steps, else epochs * steps per epoch.
+int64_t total_steps(const Json& cfg, const Task& task);
+
+/// Runs training as configured (train.epochs or train.max_steps), writing
+/// <run_dir>/metrics.jsonl and printing progress on rank 0.
+TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env);
+
+}  // namespace strata::launch

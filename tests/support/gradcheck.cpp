@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 namespace strata::testing {
@@ -29,6 +31,50 @@ double weighted_sum(const TensorFn& fn, const std::vector<Tensor>& inputs, const
   return sum(mul(out.to(DType::f64), v)).item();
 }
 
+/// Writes checked_ops() at the end of a test program to $STRATA_GRADCHECK_COVERAGE_DIR (set by
+/// CTest for the gradcheck label), one file per program run, for the coverage test to read.
+class CoverageReport : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const char* dir = std::getenv("STRATA_GRADCHECK_COVERAGE_DIR");
+    if (!dir || !*dir) return;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::string path = std::string(dir) + "/" + report_name() + ".txt";
+    std::ofstream out(path);
+    for (const std::string& name : checked_ops()) out << name << '\n';
+    out.close();
+    if (!out) ADD_FAILURE() << "[gradcheck] cannot write the coverage report " << path;
+  }
+
+ private:
+  /// <program>.<test> when the run was one test (CTest runs each test alone), else <program>.
+  static std::string report_name() {
+    std::string name = std::filesystem::read_symlink("/proc/self/exe").filename().string();
+    const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+    std::string only;
+    int ran = 0;
+    for (int i = 0; i < unit.total_test_suite_count(); ++i) {
+      const ::testing::TestSuite& suite = *unit.GetTestSuite(i);
+      for (int j = 0; j < suite.total_test_count(); ++j) {
+        const ::testing::TestInfo& t = *suite.GetTestInfo(j);
+        if (!t.should_run()) continue;
+        ++ran;
+        only = std::string(t.test_suite_name()) + "." + t.name();
+      }
+    }
+    if (ran == 1) name += "." + only;
+    for (char& c : name) {
+      if (c == '/') c = '_';  // parameterised test names
+    }
+    return name;
+  }
+};
+
+// Registered for every program that links the gradcheck support (gtest's documented way).
+[[maybe_unused]] ::testing::Environment* const kCoverageReport =
+    ::testing::AddGlobalTestEnvironment(new CoverageReport);
+
 }  // namespace
 
 std::set<std::string>& checked_ops() {
@@ -37,8 +83,9 @@ std::set<std::string>& checked_ops() {
 }
 
 std::string source_dir() {
+  // The environment wins so that an installed test binary can be pointed at a checkout.
   const char* dir = std::getenv("STRATA_SOURCE_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : STRATA_SOURCE_DIR_DEFAULT;
 }
 
 Tensor leaf(const Shape& shape, uint64_t seed, double lo, double hi) {

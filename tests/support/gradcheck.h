@@ -35,6 +35,8 @@ struct GradcheckOptions {
 Tensor leaf(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1);
 
 /// Names of every graph node that a gradcheck has differentiated through in this process.
+/// When $STRATA_GRADCHECK_COVERAGE_DIR is set (CTest sets it for the gradcheck label), they
+/// are written there at exit for tests/support/test_gradcheck_coverage.cpp.
 std::set<std::string>& checked_ops();
 
 /// The source directory (STRATA_SOURCE_DIR, set by CTest).

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/backend/cpu/conv_direct.h"
 #include "core/backend/cpu/loops.h"
 
 namespace strata::cpu {
@@ -268,6 +269,13 @@ void bias_grad_impl(const T* gy, T* gb, int64_t batch, int64_t channels, int64_t
   }
 }
 
+/// Adds b[c] to plane c of every sample of y (batch, channels, plane).
+void add_bias_per_sample(float* y, const float* b, int64_t batch, int64_t channels,
+                         int64_t plane) {
+#pragma omp parallel for if (batch * channels * plane >= kParallelGrain) schedule(static)
+  for (int64_t n = 0; n < batch; ++n) add_channel_bias(y + n * channels * plane, b, channels, plane);
+}
+
 template <class Fn>
 void dispatch(const Tensor& t, Fn&& fn) {
   if (t.dtype() == DType::f64) {
@@ -289,6 +297,16 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                     const ConvGeometry& g) {
   dispatch(x, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct_conv_supported(g)) {
+        direct_conv_forward(x.data<float>(), w.data<float>(), y.data<float>(), g);
+        if (bias.defined()) {
+          add_bias_per_sample(y.data<float>(), bias.data<float>(), g.batch, g.out_channels,
+                              g.out_h * g.out_w);
+        }
+        return;
+      }
+    }
     forward_impl<T>(x.data<T>(), w.data<T>(), optional_data<T>(bias), y.data<T>(), g);
   });
 }
@@ -297,6 +315,16 @@ void conv2d_input_grad(const Tensor& gy, const Tensor& w, const Tensor& bias, co
                        const ConvGeometry& g) {
   dispatch(gy, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct_conv_supported(g)) {
+        direct_conv_input_grad(gy.data<float>(), w.data<float>(), gx.data<float>(), g);
+        if (bias.defined()) {
+          add_bias_per_sample(gx.data<float>(), bias.data<float>(), g.batch, g.in_channels,
+                              g.in_h * g.in_w);
+        }
+        return;
+      }
+    }
     input_grad_impl<T>(gy.data<T>(), w.data<T>(), optional_data<T>(bias), gx.data<T>(), g);
   });
 }

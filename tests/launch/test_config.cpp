@@ -1,0 +1,81 @@
+// launch/config: defaults, overrides, and errors that name the key.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "core/error.h"
+#include "launch/config.h"
+#include "launch/env.h"
+
+namespace strata::launch {
+namespace {
+
+std::string error_of(const Json& user, const std::vector<std::string>& sets = {}) {
+  try {
+    resolve_config_json(user, sets);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Config, DefaultsAreFilledAndOverridesApply) {
+  Json cfg = resolve_config_json(Json{{"train", {{"epochs", 3}}}},
+                                 {"optim.lr=0.01", "model.activation=relu", "run_dir=/tmp/x"});
+  EXPECT_EQ(cfg["train"]["epochs"], 3);
+  EXPECT_EQ(cfg["train"]["batch_size"], 64);
+  EXPECT_DOUBLE_EQ(cfg["optim"]["lr"].get<double>(), 0.01);
+  EXPECT_EQ(cfg["run_dir"], "/tmp/x");
+  EXPECT_EQ(cfg["model"]["name"], "lenet5");
+  Json lm = resolve_config_json(Json{{"task", "char_lm"}}, {"model.n_layer=2"});
+  EXPECT_EQ(lm["model"]["name"], "gpt");
+  EXPECT_EQ(lm["model"]["n_layer"], 2);
+  // An integer is accepted where a float is expected, and stored as a float.
+  Json f = resolve_config_json(Json{{"optim", {{"lr", 1}}}}, {});
+  EXPECT_TRUE(f["optim"]["lr"].is_number_float());
+}
+
+TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
+  EXPECT_EQ(error_of(Json{{"train", {{"epoch", 3}}}}),
+            "[config] unknown key 'train.epoch'; known keys in 'train': batch_size, epochs, "
+            "eval_batch_size, eval_every, grad_clip, log_every, max_steps");
+  EXPECT_EQ(error_of(Json{{"trian", 1}}).substr(0, 32), "[config] unknown key 'trian'; kn");
+  EXPECT_EQ(error_of(Json{{"train", {{"epochs", "ten"}}}}),
+            "[config] train.epochs must be an integer, got \"ten\"");
+  EXPECT_EQ(error_of(Json{{"optim", {{"betas", {0.9}}}}}),
+            "[config] optim.betas must be a list of 2 items, got [0.9]");
+  EXPECT_EQ(error_of(Json::object(), {"train.epochs"}),
+            "[config] --set expects key=value, got 'train.epochs'");
+  EXPECT_EQ(error_of(Json{{"model", {{"name", "lenet7"}}}}),
+            "[config] model.name: unknown model 'lenet7'; choose lenet5 or gpt");
+  EXPECT_EQ(error_of(Json{{"task", "detect"}}),
+            "[config] task: unknown task 'detect'; choose classify or char_lm");
+}
+
+TEST(LaunchEnv, ReadsOpenMpiFirstThenSlurm) {
+  setenv("SLURM_PROCID", "0", 1);
+  setenv("SLURM_NTASKS", "4", 1);
+  setenv("OMPI_COMM_WORLD_RANK", "1", 1);
+  setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);
+  LaunchEnv env = detect_launch_env();
+  EXPECT_EQ(env.launcher, "openmpi");
+  EXPECT_EQ(env.rank, 1);
+  EXPECT_EQ(env.world_size, 2);
+  EXPECT_EQ(env.local_rank, 1);
+  unsetenv("OMPI_COMM_WORLD_RANK");
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+  unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  env = detect_launch_env();
+  EXPECT_EQ(env.launcher, "slurm");
+  EXPECT_EQ(env.world_size, 4);
+  setenv("SLURM_PROCID", "x1", 1);
+  EXPECT_THROW(detect_launch_env(), Error);
+  unsetenv("SLURM_PROCID");
+  unsetenv("SLURM_NTASKS");
+  EXPECT_EQ(detect_launch_env().launcher, "single");
+  EXPECT_EQ(cpu_threads(3, env), 3);
+}
+
+}  // namespace
+}  // namespace strata::launch

@@ -293,6 +293,9 @@ Tensor log1p(const Tensor& x) {
   return unary_op(UnaryOp::log1p, x,
                   [](const Tensor& v) { return reciprocal(add(v, scalar_like(1, v))); });
 }
+Tensor expm1(const Tensor& x) {
+  return unary_op(UnaryOp::expm1, x, [](const Tensor& v) { return exp(v); });
+}
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   check(lo <= hi, "[clamp] lower bound ", lo, " exceeds upper bound ", hi);

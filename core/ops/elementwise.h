@@ -34,6 +34,8 @@ Tensor erf(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor reciprocal(const Tensor& x);
 Tensor log1p(const Tensor& x);
+/// exp(x) - 1, accurate for |x| near 0.
+Tensor expm1(const Tensor& x);
 Tensor clamp(const Tensor& x, double lo, double hi);
 
 // Comparisons give bool tensors and have no gradient.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/backend/backend.h"
 #include "tests/support/gradcheck.h"
 
 namespace strata {
@@ -47,6 +48,7 @@ TEST(GradcheckElementwise, Unary) {
       {"abs", [](const V& v) { return abs(v[0]); }},
       {"clamp", [](const V& v) { return clamp(v[0], -0.5, 0.5); }},
       {"sign", [](const V& v) { return add(sign(v[0]), v[0]); }},
+      {"expm1", [](const V& v) { return expm1(v[0]); }},
   };
   for (auto& [name, fn] : cases) EXPECT_TRUE(gradcheck(fn, {x})) << name;
   std::vector<std::pair<const char*, testing::TensorFn>> positive = {
@@ -77,6 +79,15 @@ TEST(GradcheckElementwise, WhereAndViews) {
         return slice_scatter(x[0], {2, 6, 4}, 1, 1, 6, 2);
       },
       {c}));
+}
+
+TEST(GradcheckElementwise, DeviceCopy) {
+  // to_device is recorded only between two devices; the coverage guard excuses it only
+  // where no CUDA device exists.
+  if (cuda_backend().device_count() == 0) GTEST_SKIP() << "needs a CUDA device";
+  Tensor x = leaf({2, 3}, 25);
+  EXPECT_TRUE(gradcheck([](const V& v) { return v[0].to(Device::cuda()).to(Device::cpu()); }, {x}));
+  EXPECT_TRUE(testing::checked_ops().count("to_device"));
 }
 
 TEST(GradcheckElementwise, Reductions) {

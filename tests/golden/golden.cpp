@@ -59,7 +59,7 @@ std::map<std::string, std::vector<double>> read_attributes(const std::string& pa
   size_t worst_at = 0, failing = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     double err = std::abs(a[i] - e[i]);
-    if (!(err <= atol + rtol * std::abs(e[i]))) ++failing;  // NaN fails too
+    if (!(err <= atol + rtol * std::abs(e[i]))) ++failing;         // NaN fails too
     if (!std::isnan(worst) && (std::isnan(err) || err > worst)) {  // the first NaN sticks
       worst = err;
       worst_at = i;
@@ -67,9 +67,9 @@ std::map<std::string, std::vector<double>> read_attributes(const std::string& pa
   }
   if (failing == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << failing << " of " << a.size() << " elements exceed atol " << atol << " + rtol "
-         << rtol << "; max abs error " << worst << " at flat index " << worst_at << " (got "
-         << a[worst_at] << ", expected " << e[worst_at] << ")";
+         << failing << " of " << a.size() << " elements exceed atol " << atol << " + rtol " << rtol
+         << "; max abs error " << worst << " at flat index " << worst_at << " (got " << a[worst_at]
+         << ", expected " << e[worst_at] << ")";
 }
 
 }  // namespace strata::golden

@@ -28,7 +28,8 @@ constexpr double kGradRtol = 1e-5;
 /// Every dataset under `group/` keyed by the rest of its name.
 nn::StateDict read_group(const io::H5File& f, const std::string& group) {
   nn::StateDict out;
-  for (const std::string& name : f.list(group)) out[name.substr(group.size() + 1)] = f.read_tensor(name);
+  for (const std::string& name : f.list(group))
+    out[name.substr(group.size() + 1)] = f.read_tensor(name);
   return out;
 }
 
@@ -70,8 +71,14 @@ TEST(GoldenModels, LeNet5LossAndGradientsMatchTorch) {
 
 TEST(GoldenModels, GptLossAndGradientsMatchTorch) {
   Generator gen(0);
-  GPTConfig cfg{.vocab_size = 65, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32,
-                .dropout = 0.0, .bias = true, .tie_weights = true};
+  GPTConfig cfg{.vocab_size = 65,
+                .block_size = 16,
+                .n_layer = 2,
+                .n_head = 2,
+                .n_embd = 32,
+                .dropout = 0.0,
+                .bias = true,
+                .tie_weights = true};
   GPT model(cfg, gen);
   check_against_torch(model, "gpt2block.h5", [&](const nn::StateDict& in) {
     return model.loss(in.at("idx"), in.at("targets"));

@@ -30,9 +30,15 @@ constexpr double kAtol = 1e-14;
 constexpr double kRtol = 1e-12;
 constexpr int64_t kSteps = 20;
 
-const std::vector<std::string> kCases = {
-    "sgd",  "sgd_momentum_dampening_wd", "sgd_nesterov", "adam",    "adam_wd_amsgrad",
-    "adamw", "adagrad",                  "rmsprop",      "rmsprop_centered_momentum"};
+const std::vector<std::string> kCases = {"sgd",
+                                         "sgd_momentum_dampening_wd",
+                                         "sgd_nesterov",
+                                         "adam",
+                                         "adam_wd_amsgrad",
+                                         "adamw",
+                                         "adagrad",
+                                         "rmsprop",
+                                         "rmsprop_centered_momentum"};
 
 /// torch's kwargs of one case; every key must be consumed, so a kwarg added to the script
 /// but not mapped here fails the test instead of being silently ignored.
@@ -66,7 +72,9 @@ class Kwargs {
   std::set<std::string> used_;
 };
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 /// The strata optimizer for a case: the name's prefix picks the class (adamw before adam),
 /// torch's kwargs fill the options and torch's defaults are strata's defaults.
@@ -149,7 +157,8 @@ TEST_P(GoldenOptimCase, EveryStepMatchesTorch) {
   Kwargs kw(golden::read_attributes(path, name));
   std::unique_ptr<Optimizer> opt = make_optimizer(name, kw, p);
   ASSERT_NE(opt, nullptr) << "no strata optimizer for case " << name;
-  EXPECT_TRUE(kw.unused().empty()) << "torch kwargs not mapped: " << ::testing::PrintToString(kw.unused());
+  EXPECT_TRUE(kw.unused().empty())
+      << "torch kwargs not mapped: " << ::testing::PrintToString(kw.unused());
   ASSERT_TRUE(golden::all_close(p, traj.select(0, 0), 0, 0));
   for (int64_t step = 1; step <= kSteps; ++step) {
     opt->zero_grad();

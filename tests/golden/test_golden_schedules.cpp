@@ -34,16 +34,17 @@ struct ScheduleCase {
 const std::vector<ScheduleCase>& cases() {
   static const std::vector<ScheduleCase> kCases = {
       {"step", 0.1, [] { return step_lr(7, 0.5); }},
-      {"multistep", 0.1, [] { return multistep_lr({5, 12, 20}, 0.3); }},
+      {"multistep", 0.1,
+       [] {
+         return multistep_lr({5, 12, 20}, 0.3);
+       }},
       {"exponential", 0.1, [] { return exponential_lr(0.9); }},
       {"polynomial", 0.1, [] { return polynomial_lr(20, 2.0); }},
       {"cosine", 0.1, [] { return cosine_lr(30, 0.001); }},
       {"warmup_cosine", 0.1, [] { return linear_warmup(5, 0.1, cosine_lr(25, 0.001)); }},
       {"cyclic_triangular", 0.01, [] { return cyclic_lr(0.1, 4); }},
-      {"cyclic_triangular2", 0.01,
-       [] { return cyclic_lr(0.1, 4, -1, CyclicMode::triangular2); }},
-      {"cyclic_exp_range", 0.01,
-       [] { return cyclic_lr(0.1, 4, -1, CyclicMode::exp_range, 0.95); }},
+      {"cyclic_triangular2", 0.01, [] { return cyclic_lr(0.1, 4, -1, CyclicMode::triangular2); }},
+      {"cyclic_exp_range", 0.01, [] { return cyclic_lr(0.1, 4, -1, CyclicMode::exp_range, 0.95); }},
       // OneCycleLR(max_lr=0.1, ...) peaks at 0.1; strata peaks at the group's rate.
       {"onecycle", 0.1, [] { return one_cycle_lr(30, 0.3, 25.0, 1e4); }},
   };

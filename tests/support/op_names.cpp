@@ -26,23 +26,33 @@ std::string blank_comments(const std::string& s) {
     char c = s[i], n = i + 1 < s.size() ? s[i + 1] : '\0';
     switch (st) {
       case code:
-        if (c == '/' && n == '/') st = line, out[i] = ' ';
-        else if (c == '/' && n == '*') st = block, out[i] = ' ', out[++i] = ' ';
-        else if (c == '"') st = str;
-        else if (c == '\'') st = chr;
+        if (c == '/' && n == '/')
+          st = line, out[i] = ' ';
+        else if (c == '/' && n == '*')
+          st = block, out[i] = ' ', out[++i] = ' ';
+        else if (c == '"')
+          st = str;
+        else if (c == '\'')
+          st = chr;
         break;
       case line:
-        if (c == '\n') st = code;
-        else out[i] = ' ';
+        if (c == '\n')
+          st = code;
+        else
+          out[i] = ' ';
         break;
       case block:
-        if (c == '*' && n == '/') st = code, out[i] = ' ', out[++i] = ' ';
-        else if (c != '\n') out[i] = ' ';
+        if (c == '*' && n == '/')
+          st = code, out[i] = ' ', out[++i] = ' ';
+        else if (c != '\n')
+          out[i] = ' ';
         break;
       case str:
       case chr:
-        if (c == '\\') ++i;
-        else if (c == (st == str ? '"' : '\'')) st = code;
+        if (c == '\\')
+          ++i;
+        else if (c == (st == str ? '"' : '\''))
+          st = code;
         break;
     }
   }
@@ -132,8 +142,8 @@ class SourceFile {
 
 void SourceFile::find_functions() {
   static const std::regex head(R"(\b([A-Za-z_]\w*)\s*\()");
-  static const std::set<std::string> keywords = {"if", "for", "while", "switch", "catch",
-                                                 "return", "sizeof", "decltype"};
+  static const std::set<std::string> keywords = {"if",    "for",    "while",  "switch",
+                                                 "catch", "return", "sizeof", "decltype"};
   for (std::sregex_iterator it(text_.begin(), text_.end(), head), end; it != end; ++it) {
     std::string name = (*it)[1];
     if (keywords.count(name)) continue;
@@ -156,8 +166,7 @@ void SourceFile::find_functions() {
 const Function* SourceFile::enclosing(size_t pos) const {
   const Function* best = nullptr;
   for (const Function& f : functions_) {
-    if (f.body_open < pos && pos < f.body_close &&
-        (!best || f.body_open > best->body_open)) {
+    if (f.body_open < pos && pos < f.body_close && (!best || f.body_open > best->body_open)) {
       best = &f;
     }
   }
@@ -248,8 +257,8 @@ void scan_source(const std::string& file, const std::string& text, bool name_tab
     if (names && !names->empty()) {
       out.names.insert(names->begin(), names->end());
     } else {
-      out.unresolved.push_back(file + ":" + std::to_string(src.line_of(open)) + ": " +
-                               it->str() + first + ", ...)");
+      out.unresolved.push_back(file + ":" + std::to_string(src.line_of(open)) + ": " + it->str() +
+                               first + ", ...)");
     }
   }
   if (!name_tables) return;

@@ -111,8 +111,8 @@ TEST(GradcheckCoverage, ScannerReportsNamesItCannotFollow) {
 
 TEST(GradcheckCoverage, ScannerFindsCoresComputedNames) {
   OpNameScan scan = scan_core(source_dir());
-  for (const char* name : {"add", "gelu_tanh", "scatter_add", "instance_norm", "min",
-                           "log_softmax", "adaptive_avg_pool2d_backward", "layer_norm"}) {
+  for (const char* name : {"add", "gelu_tanh", "scatter_add", "instance_norm", "min", "log_softmax",
+                           "adaptive_avg_pool2d_backward", "layer_norm"}) {
     EXPECT_TRUE(scan.names.count(name)) << name;
   }
 }

@@ -270,10 +270,10 @@ void bias_grad_impl(const T* gy, T* gb, int64_t batch, int64_t channels, int64_t
 }
 
 /// Adds b[c] to plane c of every sample of y (batch, channels, plane).
-void add_bias_per_sample(float* y, const float* b, int64_t batch, int64_t channels,
-                         int64_t plane) {
+void add_bias_per_sample(float* y, const float* b, int64_t batch, int64_t channels, int64_t plane) {
 #pragma omp parallel for if (batch * channels * plane >= kParallelGrain) schedule(static)
-  for (int64_t n = 0; n < batch; ++n) add_channel_bias(y + n * channels * plane, b, channels, plane);
+  for (int64_t n = 0; n < batch; ++n)
+    add_channel_bias(y + n * channels * plane, b, channels, plane);
 }
 
 template <class Fn>
@@ -333,6 +333,12 @@ void conv2d_weight_grad(const Tensor& x, const Tensor& gy, const Tensor& gw,
                         const ConvGeometry& g) {
   dispatch(x, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct_conv_supported(g)) {
+        direct_conv_weight_grad(x.data<float>(), gy.data<float>(), gw.data<float>(), g);
+        return;
+      }
+    }
     weight_grad_impl<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
   });
 }

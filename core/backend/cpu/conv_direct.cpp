@@ -88,8 +88,73 @@ void conv_sample(const float* in, const float* packed, const Plan& p, float* out
     }
   }
 }
+
+/// Floats per sample and channel of the re-pitched output gradient: ho rows of wp (wo values
+/// then zeros), rounded up to whole vectors.
+int64_t pitched_plane(const Plan& p) { return (p.ho * p.wp + kVec - 1) / kVec * kVec; }
+
+/// acc (rows, taps, 8 lanes) += the lane-wise sums over all pixels of the gy rows times the
+/// input shifted by each tap's offset. gy has the input's row pitch wp with zeros past wo, so
+/// one flat loop covers a whole plane (the zeros cancel the wrapped-around input columns);
+/// the lanes are summed once at the very end, not per tile.
+void weight_grad_tile(const float* in, const float* const* gy_rows, const int64_t* tap_off,
+                      const Plan& p, int64_t samples, float* const* acc_rows) {
+  __m256 acc[kMr][kMaxNv];
+  for (int r = 0; r < kMr; ++r) {
+    for (int t = 0; t < kMaxNv; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const int64_t in_size = p.c_in * p.hp * p.wp, lg = pitched_plane(p), gy_size = p.c_out * lg;
+  for (int64_t s = 0; s < samples; ++s) {
+    const float* is = in + s * in_size;
+    const int64_t gs = s * gy_size;
+    for (int64_t q = 0; q < lg; q += kVec) {
+      __m256 xv[kMaxNv];
+      for (int t = 0; t < kMaxNv; ++t) xv[t] = _mm256_loadu_ps(is + q + tap_off[t]);
+      for (int r = 0; r < kMr; ++r) {
+        __m256 g = _mm256_loadu_ps(gy_rows[r] + gs + q);
+        for (int t = 0; t < kMaxNv; ++t) acc[r][t] = _mm256_fmadd_ps(g, xv[t], acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < kMr; ++r) {
+    for (int t = 0; t < kMaxNv; ++t) {
+      float* a = acc_rows[r * kMaxNv + t];
+      _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), acc[r][t]));
+    }
+  }
+}
+
+/// acc (c_out, c_in, kh * kw, 8 lanes) += the weight gradient of `samples` padded samples
+/// `in` (samples, c_in, hp, wp) against their re-pitched output gradients gy
+/// (samples, c_out, pitched_plane). Rows past c_out and taps past kh * kw repeat a valid one
+/// and land in a scratch slot.
+void weight_grad_samples(const float* in, const float* gy, const Plan& p, int64_t samples,
+                         float* acc, float* scratch) {
+  const int64_t kk = p.kh * p.kw, lg = pitched_plane(p);
+  for (int64_t cb = 0; cb < p.c_out; cb += kMr) {
+    const float* gy_rows[kMr];
+    for (int64_t r = 0; r < kMr; ++r) gy_rows[r] = gy + std::min(cb + r, p.c_out - 1) * lg;
+    for (int64_t c = 0; c < p.c_in; ++c) {
+      for (int64_t t0 = 0; t0 < kk; t0 += kMaxNv) {
+        int64_t tap_off[kMaxNv];
+        float* acc_rows[kMr * kMaxNv];
+        for (int64_t t = 0; t < kMaxNv; ++t) {
+          const int64_t tap = std::min(t0 + t, kk - 1);
+          tap_off[t] = tap / p.kw * p.wp + tap % p.kw;
+          for (int64_t r = 0; r < kMr; ++r) {
+            const bool real = cb + r < p.c_out && t0 + t < kk;
+            acc_rows[r * kMaxNv + t] =
+                real ? acc + (((cb + r) * p.c_in + c) * kk + t0 + t) * kVec : scratch;
+          }
+        }
+        weight_grad_tile(in + c * p.hp * p.wp, gy_rows, tap_off, p, samples, acc_rows);
+      }
+    }
+  }
+}
 #else
 void conv_sample(const float*, const float*, const Plan&, float*) {}
+void weight_grad_samples(const float*, const float*, const Plan&, int64_t, float*, float*) {}
 #endif
 
 /// packed (ceil(c_out / kMr), c_in, kk, kMr) from weight(o, i, k); channels past c_out are 0.
@@ -106,6 +171,17 @@ std::vector<float> pack_weights(int64_t c_out, int64_t c_in, int64_t kk, Weight&
   return packed;
 }
 
+/// Copies sample x (c, h, w) into buf, channel ch at buf + ch * plane, rows of pitch wp,
+/// starting at row ph and column pw.
+void pad_into(const float* x, int64_t c, int64_t h, int64_t w, int64_t ph, int64_t pw,
+              int64_t plane, int64_t wp, float* buf) {
+  for (int64_t ch = 0; ch < c; ++ch) {
+    for (int64_t i = 0; i < h; ++i) {
+      std::copy_n(x + (ch * h + i) * w, w, buf + ch * plane + (i + ph) * wp + pw);
+    }
+  }
+}
+
 /// out (batch, c_out, ho, wo) = stride-1 conv of in (batch, c_in, h, w) zero-padded by
 /// (ph, pw); threads take whole samples, each with its own padded buffer.
 void run(const float* in, int64_t batch, int64_t h, int64_t w, int64_t ph, int64_t pw,
@@ -118,12 +194,7 @@ void run(const float* in, int64_t batch, int64_t h, int64_t w, int64_t ph, int64
     std::vector<float> buf(static_cast<size_t>(p.c_in * p.hp * p.wp), 0.0f);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < batch; ++n) {
-      const float* src = in + n * in_size;
-      for (int64_t c = 0; c < p.c_in; ++c) {
-        for (int64_t i = 0; i < h; ++i) {
-          std::copy_n(src + (c * h + i) * w, w, buf.data() + (c * p.hp + i + ph) * p.wp + pw);
-        }
-      }
+      pad_into(in + n * in_size, p.c_in, h, w, ph, pw, p.hp * p.wp, p.wp, buf.data());
       conv_sample(buf.data(), packed.data(), p, out + n * out_size);
     }
   }
@@ -131,9 +202,11 @@ void run(const float* in, int64_t batch, int64_t h, int64_t w, int64_t ph, int64
 
 }  // namespace
 
+bool direct_conv_built() { return STRATA_DIRECT_CONV; }
+
 bool direct_conv_supported(const ConvGeometry& g) {
-  return STRATA_DIRECT_CONV && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
-         g.dil_w == 1 && g.groups == 1 && g.kernel_h * g.kernel_w > 1 && g.pad_h < g.kernel_h &&
+  return STRATA_DIRECT_CONV && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
+         g.groups == 1 && g.kernel_h * g.kernel_w > 1 && g.pad_h < g.kernel_h &&
          g.pad_w < g.kernel_w && g.out_h == g.in_h + 2 * g.pad_h - g.kernel_h + 1 &&
          g.out_w == g.in_w + 2 * g.pad_w - g.kernel_w + 1 && g.out_w % kVec == 0 &&
          g.in_w % kVec == 0;
@@ -141,8 +214,8 @@ bool direct_conv_supported(const ConvGeometry& g) {
 
 void direct_conv_forward(const float* x, const float* w, float* y, const ConvGeometry& g) {
   const int64_t kk = g.kernel_h * g.kernel_w, c_in = g.in_channels;
-  Plan p{c_in,      g.out_channels, g.in_h + 2 * g.pad_h, g.in_w + 2 * g.pad_w,
-         g.out_h,   g.out_w,        g.kernel_h,           g.kernel_w};
+  Plan p{c_in,    g.out_channels, g.in_h + 2 * g.pad_h, g.in_w + 2 * g.pad_w,
+         g.out_h, g.out_w,        g.kernel_h,           g.kernel_w};
   auto packed = pack_weights(g.out_channels, c_in, kk, [&](int64_t o, int64_t i, int64_t k) {
     return w[(o * c_in + i) * kk + k];
   });
@@ -160,6 +233,50 @@ void direct_conv_input_grad(const float* gy, const float* w, float* gx, const Co
     return w[(i * c_in + o) * kk + (kk - 1 - k)];
   });
   run(gy, g.batch, g.out_h, g.out_w, qh, qw, packed, p, gx);
+}
+
+void direct_conv_weight_grad(const float* x, const float* gy, float* gw, const ConvGeometry& g) {
+  const int64_t kk = g.kernel_h * g.kernel_w, c_in = g.in_channels, c_out = g.out_channels;
+  Plan p{c_in,    c_out,   g.in_h + 2 * g.pad_h, g.in_w + 2 * g.pad_w,
+         g.out_h, g.out_w, g.kernel_h,           g.kernel_w};
+  const int64_t wsize = c_out * c_in * kk, in_size = c_in * g.in_h * g.in_w;
+  const int64_t out_size = c_out * g.out_h * g.out_w;
+  const int nt = omp_get_max_threads();
+  // Per thread, per weight: 8 lanes of partial sums, reduced once at the end.
+  std::vector<float> partial(static_cast<size_t>(nt * (wsize + 1) * kVec), 0.0f);
+  const int64_t work = out_size * c_in * kk, padded = c_in * p.hp * p.wp;
+  // Small planes are taken a few samples at a time so that each tile runs long enough to
+  // pay for loading and storing its accumulators.
+  const int64_t group = std::clamp<int64_t>(1024 / (g.out_h * g.out_w), 1, 16);
+  const int64_t groups = (g.batch + group - 1) / group;
+#pragma omp parallel if (groups > 1 && g.batch * work >= kParallelGrain)
+  {
+    // Zero borders, zero pitch padding and slack for the flat loop's overrun are set once.
+    const int64_t lg = pitched_plane(p), gy_size = c_out * lg;
+    std::vector<float> buf(static_cast<size_t>(group * padded + p.kh * p.wp + 2 * kVec), 0.0f);
+    std::vector<float> gbuf(static_cast<size_t>(group * gy_size), 0.0f);
+    float* acc = partial.data() + omp_get_thread_num() * (wsize + 1) * kVec;
+#pragma omp for schedule(static)
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t n0 = gi * group, count = std::min(group, g.batch - n0);
+      for (int64_t s = 0; s < count; ++s) {
+        pad_into(x + (n0 + s) * in_size, c_in, g.in_h, g.in_w, g.pad_h, g.pad_w, p.hp * p.wp, p.wp,
+                 buf.data() + s * padded);
+        pad_into(gy + (n0 + s) * out_size, c_out, p.ho, p.wo, 0, 0, lg, p.wp,
+                 gbuf.data() + s * gy_size);
+      }
+      weight_grad_samples(buf.data(), gbuf.data(), p, count, acc, acc + wsize * kVec);
+    }
+  }
+#pragma omp parallel for if (wsize * nt * kVec >= kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < wsize; ++i) {
+    float s = 0;
+    for (int t = 0; t < nt; ++t) {
+      const float* a = partial.data() + (t * (wsize + 1) + i) * kVec;
+      for (int64_t l = 0; l < kVec; ++l) s += a[l];
+    }
+    gw[i] = s;
+  }
 }
 
 }  // namespace strata::cpu

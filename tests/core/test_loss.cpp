@@ -9,28 +9,14 @@
 #include "core/ops/attention.h"
 #include "core/ops/loss.h"
 #include "core/ops/softmax.h"
+#include "tests/support/values.h"
 
 namespace strata {
 namespace {
 
-Tensor ramp(const Shape& shape) {
-  return arange(0, static_cast<double>(numel_of(shape)), 1, DType::f64).reshape(shape);
-}
-
-void expect_near(const std::vector<double>& got, const std::vector<double>& want,
-                 double tol = 1e-9) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "at " << i;
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::expect_near;
+using testing::message_of;
+using testing::ramp;
 
 TEST(CrossEntropy, LabelSmoothingAndIgnoreIndexMatchTorch) {
   // logits = arange(15).reshape(5,3).sin() * 3, t = [0, 2, -100, 1, 2],

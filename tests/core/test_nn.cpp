@@ -9,9 +9,12 @@
 #include "core/nn/init.h"
 #include "core/nn/linear.h"
 #include "core/ops.h"
+#include "tests/support/values.h"
 
 namespace strata::nn {
 namespace {
+
+using strata::testing::expect_near;
 
 /// fc(x) * scale, with a buffer, so that every registry has entries.
 class Block : public Layer {
@@ -356,12 +359,6 @@ TEST(NnSequential, ChainsLayersNamedByIndex) {
   EXPECT_EQ(Sequential().forward(x).to_vector<float>(), x.to_vector<float>());
   EXPECT_THROW(seq[4], Error);
   EXPECT_EQ(&seq[-1], &seq[3]);
-}
-
-void expect_near(const Tensor& got, const std::vector<float>& want, double tol = 1e-6) {
-  std::vector<float> v = got.to_vector<float>();
-  ASSERT_EQ(v.size(), want.size());
-  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], want[i], tol) << "at " << i;
 }
 
 TEST(NnActivation, LayersMatchTorch) {

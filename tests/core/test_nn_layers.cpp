@@ -20,9 +20,12 @@
 #include "core/nn/norm.h"
 #include "core/ops.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/values.h"
 
 namespace strata::nn {
 namespace {
+
+using strata::testing::expect_near;
 
 Tensor sinw(const Shape& shape, double scale = 0.5, double phase = 0.0) {
   std::vector<float> v(static_cast<size_t>(numel_of(shape)));
@@ -40,12 +43,6 @@ Tensor cosx(const Shape& shape, double k = 0.7) {
 void set(Tensor p, const Tensor& values) {
   NoGradGuard no_grad;
   copy_(p, values);
-}
-
-void expect_near(const Tensor& got, const std::vector<float>& want, double tol = 1e-5) {
-  std::vector<float> v = got.to_vector<float>();
-  ASSERT_EQ(v.size(), want.size());
-  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], want[i], tol) << "at " << i;
 }
 
 template <class F>

@@ -1,0 +1,50 @@
+// Small helpers shared by the value tests: deterministic inputs, element-wise comparison
+// with the index of the first mismatch, and the message of an expected error.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace strata::testing {
+
+/// arange(numel) reshaped to `shape`, as f64: a deterministic input both sides can rebuild.
+inline Tensor ramp(const Shape& shape) {
+  return arange(0, static_cast<double>(numel_of(shape)), 1, DType::f64).reshape(shape);
+}
+
+template <class A, class B>
+void expect_near(const std::vector<A>& got, const std::vector<B>& want, double tol = 1e-9) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(static_cast<double>(got[i]), static_cast<double>(want[i]), tol) << "at " << i;
+  }
+}
+// Non-template overloads so that braced literals ({1.0, 2.0}) bind to `want`.
+inline void expect_near(const std::vector<double>& got, const std::vector<double>& want,
+                        double tol = 1e-9) {
+  expect_near<double, double>(got, want, tol);
+}
+template <class B>
+void expect_near(const Tensor& got, const std::vector<B>& want, double tol = 1e-9) {
+  expect_near(got.to_vector<double>(), want, tol);
+}
+inline void expect_near(const Tensor& got, const std::vector<double>& want, double tol = 1e-9) {
+  expect_near<double, double>(got.to_vector<double>(), want, tol);
+}
+
+/// The what() of the strata::Error that fn throws, or "no error".
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace strata::testing

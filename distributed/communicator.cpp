@@ -42,6 +42,16 @@ void check_reducible(const char* op, const Tensor& t, ReduceOp reduce) {
         t.desc(), "; use sum and divide");
 }
 
+namespace {
+class CompletedWork final : public Work {
+ public:
+  void wait(Timeout) override {}
+  bool test() override { return true; }
+};
+}  // namespace
+
+WorkPtr completed_work() { return std::make_unique<CompletedWork>(); }
+
 void Communicator::all_reduce(Tensor& t, ReduceOp op) { all_reduce_async(t, op)->wait(timeout()); }
 void Communicator::all_gather(const Tensor& in, Tensor& out) {
   all_gather_async(in, out)->wait(timeout());

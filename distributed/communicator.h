@@ -87,6 +87,9 @@ class Communicator {
   std::atomic<int64_t> step_{0};
 };
 
+/// A Work that is already complete (for operations that finish at launch).
+WorkPtr completed_work();
+
 /// The size-1 communicator: every collective is the identity (avg and max included).
 std::shared_ptr<Communicator> make_single_communicator();
 

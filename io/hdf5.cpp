@@ -8,16 +8,25 @@
 namespace strata::io {
 namespace {
 
-herr_t innermost(unsigned n, const H5E_error2_t* err, void* data) {
-  auto* msg = static_cast<std::string*>(data);
-  if (n == 0 && err && err->desc) *msg = err->desc;
+struct ErrorWalk {
+  std::string outer, inner;
+};
+
+herr_t collect_error(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* walk = static_cast<ErrorWalk*>(data);
+  if (!err || !err->desc) return 0;
+  if (n == 0) walk->outer = err->desc;
+  walk->inner = err->desc;  // walking downward, the last one is where HDF5 found the problem
   return 0;
 }
 
+/// The API-level message plus the innermost cause ("unable to open file (truncated file:
+/// eof = ...)"); the cause is what tells a damaged file from a missing one.
 std::string h5_error_text() {
-  std::string msg = "unknown HDF5 error";
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost, &msg);
-  return msg;
+  ErrorWalk walk;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &walk);
+  if (walk.outer.empty()) return "unknown HDF5 error";
+  return walk.inner == walk.outer ? walk.outer : walk.outer + " (" + walk.inner + ")";
 }
 
 void silence_hdf5() {
@@ -93,9 +102,19 @@ std::string read_string_attr(hid_t obj, const std::string& key, const std::strin
   H5Handle type(STRATA_H5(H5Aget_type(attr.get()), where), H5Tclose);
   check(H5Tget_class(type.get()) == H5T_STRING, "[hdf5] attribute ", key, " of ", where,
         " is not a string");
-  size_t size = H5Tget_size(type.get());
-  std::string value(size, '\0');
   H5Handle mem(STRATA_H5(H5Tcopy(H5T_C_S1), where), H5Tclose);
+  if (H5Tis_variable_str(type.get()) > 0) {  // h5py writes Python str attributes this way
+    STRATA_H5(H5Tset_size(mem.get(), H5T_VARIABLE), where);
+    char* text = nullptr;
+    STRATA_H5(H5Aread(attr.get(), mem.get(), &text), where);
+    std::string value = text ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+  // One byte more than stored: a null-padded string of n characters (numpy's bytes) keeps
+  // all n when converted to the null-terminated memory type.
+  size_t size = H5Tget_size(type.get()) + 1;
+  std::string value(size, '\0');
   STRATA_H5(H5Tset_size(mem.get(), size), where);
   STRATA_H5(H5Aread(attr.get(), mem.get(), value.data()), where);
   value.resize(std::strlen(value.c_str()));
@@ -146,11 +165,16 @@ void H5Handle::reset() {
   id_ = H5I_INVALID_HID;
 }
 
-H5File::H5File(const std::string& path, Mode mode) : path_(path) {
+H5File::H5File(const std::string& path, Mode mode, bool checksummed_metadata) : path_(path) {
   silence_hdf5();
   hid_t id = -1;
   if (mode == Mode::create) {
-    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Handle fapl(STRATA_H5(H5Pcreate(H5P_FILE_ACCESS), path), H5Pclose);
+    if (checksummed_metadata) {
+      // v2 superblock and object headers (checksummed); V110 keeps HDF5 1.10 able to read it.
+      STRATA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V110), path);
+    }
+    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   } else {
     id = H5Fopen(path.c_str(), mode == Mode::read ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT);
   }
@@ -236,6 +260,19 @@ std::string H5File::read_attribute(const std::string& key) const {
 
 bool H5File::has_attribute(const std::string& key) const {
   return H5Aexists(file_.get(), key.c_str()) > 0;
+}
+
+void H5File::write_dataset_attribute(const std::string& name, const std::string& key,
+                                     const std::string& value) {
+  std::string where = path_ + ":" + name;
+  H5Handle ds(STRATA_H5(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), where), H5Dclose);
+  write_string_attr(ds.get(), key, value, where);
+}
+
+std::string H5File::read_dataset_attribute(const std::string& name, const std::string& key) const {
+  std::string where = path_ + ":" + name;
+  H5Handle ds(STRATA_H5(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), where), H5Dclose);
+  return read_string_attr(ds.get(), key, where);
 }
 
 void H5File::flush() { STRATA_H5(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), path_); }

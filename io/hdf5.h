@@ -33,8 +33,10 @@ class H5Handle {
 class H5File {
  public:
   enum class Mode { read, create, append };
-  /// Opens or creates `path`; errors name the path and HDF5's own message.
-  H5File(const std::string& path, Mode mode);
+  /// Opens or creates `path`; errors name the path and HDF5's own message. With
+  /// `checksummed_metadata` (create only) the file uses the HDF5 1.8-1.10 format, whose
+  /// superblock and object headers carry checksums, so damaged metadata is detected on read.
+  H5File(const std::string& path, Mode mode, bool checksummed_metadata = false);
   const std::string& path() const { return path_; }
 
   /// Writes t as dataset `name` ("a/b/weight" creates groups a and a/b), with attributes
@@ -49,6 +51,10 @@ class H5File {
   void write_attribute(const std::string& key, const std::string& value);
   std::string read_attribute(const std::string& key) const;
   bool has_attribute(const std::string& key) const;
+  /// String attributes on dataset `name`.
+  void write_dataset_attribute(const std::string& name, const std::string& key,
+                               const std::string& value);
+  std::string read_dataset_attribute(const std::string& name, const std::string& key) const;
   /// Flushes HDF5's buffers to the OS.
   void flush();
   /// Closes the file now (destructor does it too).

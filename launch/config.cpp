@@ -22,7 +22,12 @@ Json common_defaults() {
         {"eval_batch_size", 1000},
         {"log_every", 100},
         {"eval_every", 0},
-        {"grad_clip", 0.0}}},
+        {"grad_clip", 0.0},
+        // Stop (after checkpointing) once this step is done, as a preempted job would; 0 = off.
+        {"stop_at_step", 0}}},
+      // dir "" means <run_dir>/checkpoints (filled in by resolve_config); every 0 = no saves;
+      // async writes in a background thread while training goes on.
+      {"checkpoint", {{"dir", ""}, {"every", 1000}, {"keep", 3}, {"async", false}}},
       {"optim",
        {{"name", "adam"},
         {"lr", 1e-3},
@@ -167,6 +172,13 @@ Json resolve_config_json(const Json& user_in, const std::vector<std::string>& ov
   check(user.value("task", Json("classify")).is_string(), "[config] task must be a string");
   Json cfg = default_config(task, model);
   overlay(cfg, user, "");
+  if (cfg["checkpoint"]["dir"].get<std::string>().empty()) {
+    cfg["checkpoint"]["dir"] = cfg["run_dir"].get<std::string>() + "/checkpoints";
+  }
+  check(cfg["checkpoint"]["every"].get<int64_t>() >= 0, "[config] checkpoint.every must be >= 0 ",
+        "(0 turns saving off), got ", cfg["checkpoint"]["every"].get<int64_t>());
+  check(cfg["checkpoint"]["keep"].get<int64_t>() >= 1,
+        "[config] checkpoint.keep must be >= 1, got ", cfg["checkpoint"]["keep"].get<int64_t>());
   return cfg;
 }
 

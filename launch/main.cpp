@@ -1,4 +1,5 @@
-// The `strata` command: `strata train --config FILE [--set key=value ...]`.
+// The `strata` command: `strata train --config FILE [--set key=value ...] [--resume MODE]`
+// and `strata ckpt inspect|verify|export`.
 #include <cblas.h>
 #include <omp.h>
 #include <CLI/CLI.hpp>
@@ -9,6 +10,8 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "launch/checkpointing.h"
+#include "launch/ckpt_command.h"
 #include "launch/config.h"
 #include "launch/env.h"
 #include "launch/recipes.h"
@@ -24,7 +27,8 @@ void set_threads(int n) {
   openblas_set_num_threads(n);
 }
 
-int run_train(const std::string& config_path, const std::vector<std::string>& overrides) {
+int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
+              const std::string& resume) {
   namespace launch = strata::launch;
   launch::LaunchEnv env = launch::detect_launch_env();
   Json cfg = launch::resolve_config(config_path, overrides);
@@ -41,13 +45,48 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     std::printf("threads: %d (OpenMP and OpenBLAS share them)\n", threads);
   }
   launch::TrainParts parts = launch::build_training(cfg, env);
-  launch::TrainResult r = launch::train(parts, cfg, env);
-  if (env.rank == 0) {
+  std::optional<strata::io::Checkpoint> ckpt = launch::find_resume(resume, cfg, env.rank == 0);
+  launch::TrainResult r = launch::train(parts, cfg, env, ckpt ? &*ckpt : nullptr);
+  if (env.rank == 0 && r.stopped) {
+    std::printf("stopped after step %lld (train.stop_at_step); continue with --resume auto\n",
+                static_cast<long long>(r.steps));
+  } else if (env.rank == 0 && r.final_eval.is_null()) {
+    std::printf("done: the checkpoint is at step %lld, the end of training; nothing to do\n",
+                static_cast<long long>(r.steps));
+  } else if (env.rank == 0) {
     std::printf("done: %lld steps in %.1f s, final eval %s\n", static_cast<long long>(r.steps),
                 r.seconds, r.final_eval.dump().c_str());
   }
   return 0;
 }
+
+/// `strata ckpt ...`: its arguments and how to run it once parsed.
+struct CkptCli {
+  CLI::App *inspect = nullptr, *verify = nullptr, *exporter = nullptr;
+  std::string path, out;
+  std::vector<std::string> paths;
+  bool all = false;
+
+  void add(CLI::App& app) {
+    CLI::App* ckpt = app.add_subcommand("ckpt", "inspect, verify or export checkpoints");
+    ckpt->require_subcommand(1);
+    inspect = ckpt->add_subcommand("inspect",
+                                   "list step, layout and every tensor's name, "
+                                   "dtype and shape (a folder: its newest)");
+    inspect->add_option("path", path, "checkpoint file or folder")->required();
+    verify = ckpt->add_subcommand("verify", "check format, completeness and every checksum");
+    verify->add_option("paths", paths, "checkpoint files or folders")->required();
+    exporter = ckpt->add_subcommand("export", "write a plain HDF5 file of name -> array");
+    exporter->add_option("path", path, "checkpoint file or folder (its newest)")->required();
+    exporter->add_option("out", out, "the HDF5 file to write")->required();
+    exporter->add_flag("--all", all, "also the optimizer, rng and sampler state");
+  }
+  int run() const {
+    if (inspect->parsed()) return strata::launch::ckpt_inspect(path);
+    if (verify->parsed()) return strata::launch::ckpt_verify(paths);
+    return strata::launch::ckpt_export(path, out, all);
+  }
+};
 
 }  // namespace
 
@@ -56,12 +95,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string config;
   std::vector<std::string> overrides;
+  std::string resume = "none";
   CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
   train->add_option("--config", config, "JSON config file")->required()->check(CLI::ExistingFile);
   train->add_option("--set", overrides, "override a config value: key.sub=value (repeatable)");
+  train
+      ->add_option("--resume", resume,
+                   "auto: the newest valid checkpoint in checkpoint.dir (fresh if there is "
+                   "none); PATH: that checkpoint file or folder; none: start fresh")
+      ->capture_default_str();
+  CkptCli ckpt;
+  ckpt.add(app);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (train->parsed()) return run_train(config, overrides);
+    return train->parsed() ? run_train(config, overrides, resume) : ckpt.run();
   } catch (const strata::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
@@ -69,5 +116,4 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "internal error: %s\n", e.what());
     return 3;
   }
-  return 0;
 }

@@ -2,12 +2,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/nn/module.h"
 #include "core/random.h"
+#include "io/sampler.h"
 
 namespace strata::launch {
 
@@ -27,6 +31,17 @@ class Task {
   virtual void next_epoch() {}
   /// Evaluation on held-out data: {"loss": x} plus {"accuracy": a} for classifiers.
   virtual nlohmann::json evaluate() = 0;
+
+  // Checkpoint state beyond the model's parameters, buffers and dropout streams (which the
+  // trainer finds itself). Names must be stable across runs: they are checkpoint keys.
+  /// The task's own random streams (weight init, data order) by name.
+  virtual std::vector<std::pair<std::string, Generator*>> generators() { return {}; }
+  /// The task's samplers by name.
+  virtual std::vector<std::pair<std::string, io::Sampler*>> samplers() { return {}; }
+  /// More state as named tensors (the checkpoint's extra/ group), e.g. a MoCo queue.
+  virtual std::map<std::string, Tensor> extra_state() const { return {}; }
+  /// Restores what extra_state() returned; the default accepts only nothing.
+  virtual void load_extra_state(const std::map<std::string, Tensor>& state);
 };
 
 }  // namespace strata::launch

@@ -21,13 +21,13 @@ class ClassifyTask final : public Task {
         train_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "train")),
         test_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "test")),
         sampler_(train_.images.size(0), static_cast<uint64_t>(get<int64_t>(cfg, "seed")), true,
-                 env.rank, env.world_size) {
+                 env.rank, env.world_size),
+        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))) {
     check(batch_ > 0 && eval_batch_ > 0,
           "[config] train.batch_size and train.eval_batch_size "
           "must be positive");
     check(std_ > 0, "[config] data.std must be positive, got ", std_);
-    Generator init(static_cast<uint64_t>(get<int64_t>(cfg, "seed")));
-    model_ = std::make_unique<models::LeNet5>(train_.images.size(1), train_.num_classes, init);
+    model_ = std::make_unique<models::LeNet5>(train_.images.size(1), train_.num_classes, init_);
   }
 
   nn::Module& model() override { return *model_; }
@@ -35,6 +35,12 @@ class ClassifyTask final : public Task {
   const char* item_unit() const override { return "img"; }
   int64_t steps_per_epoch() const override { return sampler_.shard_size() / batch_; }
   void next_epoch() override { sampler_.next_epoch(); }
+  std::vector<std::pair<std::string, Generator*>> generators() override {
+    return {{"init", &init_}};
+  }
+  std::vector<std::pair<std::string, io::Sampler*>> samplers() override {
+    return {{"train", &sampler_}};
+  }
 
   Tensor train_loss() override {
     std::vector<int64_t> idx = sampler_.next(batch_);
@@ -66,6 +72,7 @@ class ClassifyTask final : public Task {
   double mean_, std_;
   io::ImageSet train_, test_;
   io::Sampler sampler_;
+  Generator init_;  // kept (not a local) so that a checkpoint holds every stream
   std::unique_ptr<models::LeNet5> model_;
 };
 
@@ -76,7 +83,8 @@ class CharLMTask final : public Task {
         eval_batches_(get<int64_t>(cfg, "data.eval_batches")),
         corpus_(io::load_text(get<std::string>(cfg, "data.path"))),
         data_gen_(static_cast<uint64_t>(get<int64_t>(cfg, "seed")) * 2 + 1 +
-                  static_cast<uint64_t>(env.rank) * 0x9E3779B97F4A7C15ull) {
+                  static_cast<uint64_t>(env.rank) * 0x9E3779B97F4A7C15ull),
+        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))) {
     double val = get<double>(cfg, "data.val_fraction");
     check(val > 0 && val < 1, "[config] data.val_fraction must be in (0, 1), got ", val);
     check(batch_ > 0 && eval_batches_ > 0,
@@ -93,13 +101,15 @@ class CharLMTask final : public Task {
     g.dropout = get<double>(cfg, "model.dropout");
     g.bias = get<bool>(cfg, "model.bias");
     g.tie_weights = get<bool>(cfg, "model.tie_weights");
-    Generator init(static_cast<uint64_t>(get<int64_t>(cfg, "seed")));
-    model_ = std::make_unique<models::GPT>(g, init);
+    model_ = std::make_unique<models::GPT>(g, init_);
   }
 
   nn::Module& model() override { return *model_; }
   int64_t items_per_step() const override { return batch_ * model_->config().block_size; }
   const char* item_unit() const override { return "tok"; }
+  std::vector<std::pair<std::string, Generator*>> generators() override {
+    return {{"init", &init_}, {"data", &data_gen_}};
+  }
   int64_t steps_per_epoch() const override {
     return std::max<int64_t>(1, split_ / items_per_step());
   }
@@ -126,11 +136,17 @@ class CharLMTask final : public Task {
   int64_t batch_, eval_batches_;
   io::TextCorpus corpus_;
   Generator data_gen_;
+  Generator init_;  // kept (not a local) so that a checkpoint holds every stream
   int64_t split_ = 0;
   std::unique_ptr<models::GPT> model_;
 };
 
 }  // namespace
+
+void Task::load_extra_state(const std::map<std::string, Tensor>& state) {
+  check(state.empty(), "[resume] the checkpoint holds extra state '", state.begin()->first,
+        "' that this task does not use; was it written by another task?");
+}
 
 std::unique_ptr<Task> make_classify_task(const Json& cfg, const LaunchEnv& env) {
   return std::make_unique<ClassifyTask>(cfg, env);

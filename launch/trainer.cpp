@@ -9,6 +9,7 @@
 #include "core/ops.h"
 #include "core/optim/clip.h"
 #include "io/metrics.h"
+#include "launch/checkpointing.h"
 
 namespace strata::launch {
 namespace {
@@ -29,6 +30,7 @@ std::string format_duration(double seconds) {
 }
 
 struct Progress {
+  int64_t first_step = 0;  // where this process started (a resumed run starts at its checkpoint)
   Clock::time_point start = Clock::now();
   Clock::time_point window_start = Clock::now();
   int64_t window_items = 0;
@@ -39,8 +41,9 @@ void report(const Task& task, int64_t step, int64_t total, double loss, double l
   double dt = std::chrono::duration<double>(Clock::now() - prog.window_start).count();
   double rate = dt > 0 ? static_cast<double>(prog.window_items) / dt : 0.0;
   double elapsed = std::chrono::duration<double>(Clock::now() - prog.start).count();
+  int64_t here = step - prog.first_step;
   double eta =
-      step > 0 ? elapsed / static_cast<double>(step) * static_cast<double>(total - step) : 0.0;
+      here > 0 ? elapsed / static_cast<double>(here) * static_cast<double>(total - step) : 0.0;
   log.write(Json{{"step", step},
                  {"loss", loss},
                  {"lr", lr},
@@ -82,48 +85,99 @@ int64_t total_steps(const Json& cfg, const Task& task) {
   return total;
 }
 
-TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env) {
+namespace {
+
+/// The loop's fixed settings, read once from the config.
+struct LoopSettings {
+  int64_t total, stop, per_epoch, log_every, eval_every, ckpt_every;
+  bool by_epoch;  // epochs (not max_steps) set the length: epoch ends start a new pass
+  double clip;
+};
+
+LoopSettings loop_settings(const Json& cfg, const Task& task) {
+  LoopSettings s{};
+  s.total = total_steps(cfg, task);
+  int64_t stop_at = get<int64_t>(cfg, "train.stop_at_step");
+  s.stop = stop_at > 0 ? std::min(stop_at, s.total) : s.total;
+  s.per_epoch = task.steps_per_epoch();
+  s.log_every = std::max<int64_t>(1, get<int64_t>(cfg, "train.log_every"));
+  s.eval_every = get<int64_t>(cfg, "train.eval_every");
+  s.ckpt_every = get<int64_t>(cfg, "checkpoint.every");
+  s.by_epoch = get<int64_t>(cfg, "train.max_steps") == 0;
+  s.clip = get<double>(cfg, "train.grad_clip");
+  return s;
+}
+
+/// One optimizer step at 0-based `step`; returns the loss (with its graph freed).
+Tensor train_step(TrainParts& parts, int64_t step, double clip, std::vector<Tensor>& params,
+                  double& lr) {
+  lr = parts.lr_at(step);
+  for (auto& g : parts.optimizer->groups()) g.lr = lr;
+  parts.optimizer->zero_grad();
+  Tensor loss = parts.task->train_loss();
+  loss.backward();
+  if (clip > 0) optim::clip_grad_norm_(params, clip);
+  parts.optimizer->step();
+  return loss;
+}
+
+/// Restores `resume` (if any) and trims the metrics log to it; returns the first step.
+int64_t start_from(TrainParts& parts, const io::Checkpoint* resume, const std::string& metrics) {
+  if (resume == nullptr) return 0;
+  restore_checkpoint(parts, *resume);
+  if (!metrics.empty()) trim_metrics(metrics, resume->step);
+  return resume->step;
+}
+
+}  // namespace
+
+TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
+                  const io::Checkpoint* resume) {
   Task& task = *parts.task;
   bool rank0 = env.rank == 0;
-  std::string run_dir = get<std::string>(cfg, "run_dir");
-  io::MetricsLog log(rank0 ? (std::filesystem::path(run_dir) / "metrics.jsonl").string() : "");
-  int64_t max_steps = get<int64_t>(cfg, "train.max_steps");
-  int64_t per_epoch = task.steps_per_epoch();
-  int64_t total = total_steps(cfg, task);
-  int64_t log_every = std::max<int64_t>(1, get<int64_t>(cfg, "train.log_every"));
-  int64_t eval_every = get<int64_t>(cfg, "train.eval_every");
-  double clip = get<double>(cfg, "train.grad_clip");
+  std::string metrics =
+      rank0 ? (std::filesystem::path(get<std::string>(cfg, "run_dir")) / "metrics.jsonl").string()
+            : "";
+  LoopSettings ls = loop_settings(cfg, task);
+  int64_t start = start_from(parts, resume, metrics);
+  io::MetricsLog log(metrics);
   std::vector<Tensor> params = task.model().trainable_parameters();
-
+  Checkpointer saver(cfg, env);
   TrainResult result;
   Progress prog;
+  prog.first_step = start;
   task.model().train();
-  for (int64_t step = 0; step < total; ++step) {
-    double lr = parts.lr_at(step);
-    for (auto& g : parts.optimizer->groups()) g.lr = lr;
-    parts.optimizer->zero_grad();
-    Tensor loss = task.train_loss();
-    loss.backward();
-    if (clip > 0) optim::clip_grad_norm_(params, clip);
-    parts.optimizer->step();
+  for (int64_t step = start; step < ls.stop; ++step) {
+    saver.poll();  // a failed background save stops the run here
+    double lr = 0;
+    Tensor loss = train_step(parts, step, ls.clip, params, lr);
     prog.window_items += task.items_per_step();
     int64_t done = step + 1;
-    if (done % log_every == 0 || done == total) {
+    if (done % ls.log_every == 0 || done == ls.total || done == ls.stop) {
       result.last_loss = loss.item();
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
-      report(task, done, total, result.last_loss, lr, prog, log, rank0);
+      report(task, done, ls.total, result.last_loss, lr, prog, log, rank0);
     }
-    bool epoch_end = max_steps == 0 && done % per_epoch == 0;
+    bool epoch_end = ls.by_epoch && done % ls.per_epoch == 0;
     if (epoch_end) task.next_epoch();
-    if ((eval_every > 0 && done % eval_every == 0) || (eval_every == 0 && epoch_end)) {
+    if ((ls.eval_every > 0 && done % ls.eval_every == 0) || (ls.eval_every == 0 && epoch_end)) {
       result.final_eval = run_eval(task, done, log, rank0);
     }
+    bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
+    if (periodic || (ls.stop < ls.total && done == ls.stop)) {
+      // After the eval: the state saved is the state the next step starts from.
+      saver.save(parts, done, done / ls.per_epoch);
+    }
   }
-  if (result.final_eval.is_null() || (eval_every > 0 && total % eval_every != 0)) {
-    result.final_eval = run_eval(task, total, log, rank0);
+  saver.finish();
+  result.steps = std::max(start, ls.stop);
+  result.stopped = ls.stop < ls.total;
+  bool trained = start < ls.stop;
+  if (trained && !result.stopped &&
+      (result.final_eval.is_null() || (ls.eval_every > 0 && ls.total % ls.eval_every != 0))) {
+    result.final_eval = run_eval(task, ls.total, log, rank0);
   }
-  result.steps = total;
   result.seconds = std::chrono::duration<double>(Clock::now() - prog.start).count();
   return result;
 }

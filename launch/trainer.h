@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/optim/optimizer.h"
+#include "io/checkpoint.h"
 #include "launch/config.h"
 #include "launch/env.h"
 #include "launch/task.h"
@@ -17,6 +18,7 @@ struct TrainResult {
   double last_loss = 0;
   Json final_eval;
   double seconds = 0;
+  bool stopped = false;  // ended early at train.stop_at_step (after checkpointing)
 };
 
 struct TrainParts {
@@ -29,7 +31,10 @@ struct TrainParts {
 int64_t total_steps(const Json& cfg, const Task& task);
 
 /// Runs training as configured (train.epochs or train.max_steps), writing
-/// <run_dir>/metrics.jsonl and printing progress on rank 0.
-TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env);
+/// <run_dir>/metrics.jsonl and printing progress on rank 0. With `resume`, the run continues
+/// from that checkpoint's step exactly as if it had never stopped; checkpoints are saved
+/// every checkpoint.every steps, at the end and at train.stop_at_step.
+TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
+                  const io::Checkpoint* resume = nullptr);
 
 }  // namespace strata::launch

@@ -35,10 +35,20 @@ TEST(Config, DefaultsAreFilledAndOverridesApply) {
   EXPECT_TRUE(f["optim"]["lr"].is_number_float());
 }
 
+TEST(Config, CheckpointDirDefaultsToTheRunDir) {
+  Json cfg = resolve_config_json(Json{{"run_dir", "/tmp/run7"}}, {});
+  EXPECT_EQ(cfg["checkpoint"]["dir"], "/tmp/run7/checkpoints");
+  EXPECT_EQ(cfg["checkpoint"]["every"], 1000);
+  EXPECT_EQ(cfg["checkpoint"]["keep"], 3);
+  EXPECT_EQ(resolve_config_json(Json::object(), {"checkpoint.dir=/x"})["checkpoint"]["dir"], "/x");
+  EXPECT_EQ(error_of(Json::object(), {"checkpoint.keep=0"}),
+            "[config] checkpoint.keep must be >= 1, got 0");
+}
+
 TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
   EXPECT_EQ(error_of(Json{{"train", {{"epoch", 3}}}}),
             "[config] unknown key 'train.epoch'; known keys in 'train': batch_size, epochs, "
-            "eval_batch_size, eval_every, grad_clip, log_every, max_steps");
+            "eval_batch_size, eval_every, grad_clip, log_every, max_steps, stop_at_step");
   EXPECT_EQ(error_of(Json{{"trian", 1}}).substr(0, 32), "[config] unknown key 'trian'; kn");
   EXPECT_EQ(error_of(Json{{"train", {{"epochs", "ten"}}}}),
             "[config] train.epochs must be an integer, got \"ten\"");

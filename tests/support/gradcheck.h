@@ -39,7 +39,7 @@ Tensor leaf(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1);
 /// are written there at exit for tests/support/test_gradcheck_coverage.cpp.
 std::set<std::string>& checked_ops();
 
-/// The source directory (STRATA_SOURCE_DIR, set by CTest).
+/// The source directory: $STRATA_SOURCE_DIR if set, else the checkout CMake configured.
 std::string source_dir();
 
 }  // namespace strata::testing

@@ -29,12 +29,14 @@ inline void expect_near(const std::vector<double>& got, const std::vector<double
                         double tol = 1e-9) {
   expect_near<double, double>(got, want, tol);
 }
+/// Default tolerance for a tensor: 1e-9 for f64, 1e-5 for f32 and narrower types.
+inline double default_tol(const Tensor& t) { return t.dtype() == DType::f64 ? 1e-9 : 1e-5; }
 template <class B>
-void expect_near(const Tensor& got, const std::vector<B>& want, double tol = 1e-9) {
-  expect_near(got.to_vector<double>(), want, tol);
+void expect_near(const Tensor& got, const std::vector<B>& want, double tol = -1) {
+  expect_near(got.to_vector<double>(), want, tol < 0 ? default_tol(got) : tol);
 }
-inline void expect_near(const Tensor& got, const std::vector<double>& want, double tol = 1e-9) {
-  expect_near<double, double>(got.to_vector<double>(), want, tol);
+inline void expect_near(const Tensor& got, const std::vector<double>& want, double tol = -1) {
+  expect_near<double, double>(got.to_vector<double>(), want, tol < 0 ? default_tol(got) : tol);
 }
 
 /// The what() of the strata::Error that fn throws, or "no error".

@@ -89,30 +89,33 @@ void conv_sample(const float* in, const float* packed, const Plan& p, float* out
   }
 }
 
-/// Floats per sample and channel of the re-pitched output gradient: ho rows of wp (wo values
-/// then zeros), rounded up to whole vectors.
-int64_t pitched_plane(const Plan& p) { return (p.ho * p.wp + kVec - 1) / kVec * kVec; }
+/// How the weight-gradient tile walks gy (samples, c_out, ho, wo) against the padded input.
+struct GyWalk {
+  int64_t rows, vecs_per_row;  // per plane
+  int64_t x_pitch, g_pitch;    // floats between rows
+  int64_t g_sample;            // floats between samples of gy
+};
 
 /// acc (rows, taps, 8 lanes) += the lane-wise sums over all pixels of the gy rows times the
-/// input shifted by each tap's offset. gy has the input's row pitch wp with zeros past wo, so
-/// one flat loop covers a whole plane (the zeros cancel the wrapped-around input columns);
-/// the lanes are summed once at the very end, not per tile.
+/// input shifted by each tap's offset; the lanes are summed once at the very end.
 void weight_grad_tile(const float* in, const float* const* gy_rows, const int64_t* tap_off,
-                      const Plan& p, int64_t samples, float* const* acc_rows) {
+                      const Plan& p, const GyWalk& w, int64_t samples, float* const* acc_rows) {
   __m256 acc[kMr][kMaxNv];
   for (int r = 0; r < kMr; ++r) {
     for (int t = 0; t < kMaxNv; ++t) acc[r][t] = _mm256_setzero_ps();
   }
-  const int64_t in_size = p.c_in * p.hp * p.wp, lg = pitched_plane(p), gy_size = p.c_out * lg;
+  const int64_t in_size = p.c_in * p.hp * p.wp;
   for (int64_t s = 0; s < samples; ++s) {
-    const float* is = in + s * in_size;
-    const int64_t gs = s * gy_size;
-    for (int64_t q = 0; q < lg; q += kVec) {
-      __m256 xv[kMaxNv];
-      for (int t = 0; t < kMaxNv; ++t) xv[t] = _mm256_loadu_ps(is + q + tap_off[t]);
-      for (int r = 0; r < kMr; ++r) {
-        __m256 g = _mm256_loadu_ps(gy_rows[r] + gs + q);
-        for (int t = 0; t < kMaxNv; ++t) acc[r][t] = _mm256_fmadd_ps(g, xv[t], acc[r][t]);
+    for (int64_t row = 0; row < w.rows; ++row) {
+      const float* xr = in + s * in_size + row * w.x_pitch;
+      const int64_t go = s * w.g_sample + row * w.g_pitch;
+      for (int64_t q = 0; q < w.vecs_per_row * kVec; q += kVec) {
+        __m256 xv[kMaxNv];
+        for (int t = 0; t < kMaxNv; ++t) xv[t] = _mm256_loadu_ps(xr + q + tap_off[t]);
+        for (int r = 0; r < kMr; ++r) {
+          __m256 g = _mm256_loadu_ps(gy_rows[r] + go + q);
+          for (int t = 0; t < kMaxNv; ++t) acc[r][t] = _mm256_fmadd_ps(g, xv[t], acc[r][t]);
+        }
       }
     }
   }
@@ -125,15 +128,16 @@ void weight_grad_tile(const float* in, const float* const* gy_rows, const int64_
 }
 
 /// acc (c_out, c_in, kh * kw, 8 lanes) += the weight gradient of `samples` padded samples
-/// `in` (samples, c_in, hp, wp) against their re-pitched output gradients gy
-/// (samples, c_out, pitched_plane). Rows past c_out and taps past kh * kw repeat a valid one
+/// `in` (samples, c_in, hp, wp) against their output gradients gy (samples, c_out, ho, wo).
+/// Rows past c_out and taps past kh * kw repeat a valid one
 /// and land in a scratch slot.
 void weight_grad_samples(const float* in, const float* gy, const Plan& p, int64_t samples,
                          float* acc, float* scratch) {
-  const int64_t kk = p.kh * p.kw, lg = pitched_plane(p);
+  const int64_t kk = p.kh * p.kw;
+  const GyWalk walk{p.ho, p.wo / kVec, p.wp, p.wo, p.c_out * p.ho * p.wo};
   for (int64_t cb = 0; cb < p.c_out; cb += kMr) {
     const float* gy_rows[kMr];
-    for (int64_t r = 0; r < kMr; ++r) gy_rows[r] = gy + std::min(cb + r, p.c_out - 1) * lg;
+    for (int64_t r = 0; r < kMr; ++r) gy_rows[r] = gy + std::min(cb + r, p.c_out - 1) * p.ho * p.wo;
     for (int64_t c = 0; c < p.c_in; ++c) {
       for (int64_t t0 = 0; t0 < kk; t0 += kMaxNv) {
         int64_t tap_off[kMaxNv];
@@ -147,7 +151,7 @@ void weight_grad_samples(const float* in, const float* gy, const Plan& p, int64_
                 real ? acc + (((cb + r) * p.c_in + c) * kk + t0 + t) * kVec : scratch;
           }
         }
-        weight_grad_tile(in + c * p.hp * p.wp, gy_rows, tap_off, p, samples, acc_rows);
+        weight_grad_tile(in + c * p.hp * p.wp, gy_rows, tap_off, p, walk, samples, acc_rows);
       }
     }
   }
@@ -156,6 +160,17 @@ void weight_grad_samples(const float* in, const float* gy, const Plan& p, int64_
 void conv_sample(const float*, const float*, const Plan&, float*) {}
 void weight_grad_samples(const float*, const float*, const Plan&, int64_t, float*, float*) {}
 #endif
+
+/// n zeroed floats in the calling thread's scratch `slot`, kept across calls: these kernels
+/// run every step with the same sizes, and fresh buffers of this size cost page faults (and
+/// the kernel's page clearing) on every call.
+float* zeroed_scratch(int slot, int64_t n) {
+  thread_local std::vector<float> slots[2];
+  std::vector<float>& b = slots[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  std::fill_n(b.data(), n, 0.0f);
+  return b.data();
+}
 
 /// packed (ceil(c_out / kMr), c_in, kk, kMr) from weight(o, i, k); channels past c_out are 0.
 template <class Weight>
@@ -177,7 +192,14 @@ void pad_into(const float* x, int64_t c, int64_t h, int64_t w, int64_t ph, int64
               int64_t plane, int64_t wp, float* buf) {
   for (int64_t ch = 0; ch < c; ++ch) {
     for (int64_t i = 0; i < h; ++i) {
-      std::copy_n(x + (ch * h + i) * w, w, buf + ch * plane + (i + ph) * wp + pw);
+      // Vector moves, not memcpy: rows are 8 to 32 floats, where a call costs more.
+      const float* src = x + (ch * h + i) * w;
+      float* dst = buf + ch * plane + (i + ph) * wp + pw;
+      int64_t j = 0;
+#if STRATA_DIRECT_CONV
+      for (; j + kVec <= w; j += kVec) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+#endif
+      for (; j < w; ++j) dst[j] = src[j];
     }
   }
 }
@@ -191,11 +213,11 @@ void run(const float* in, int64_t batch, int64_t h, int64_t w, int64_t ph, int64
 #pragma omp parallel if (batch > 1 && batch * work >= kParallelGrain)
   {
     // Borders are zeroed once; each sample overwrites only the interior.
-    std::vector<float> buf(static_cast<size_t>(p.c_in * p.hp * p.wp), 0.0f);
+    float* buf = zeroed_scratch(0, p.c_in * p.hp * p.wp);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < batch; ++n) {
-      pad_into(in + n * in_size, p.c_in, h, w, ph, pw, p.hp * p.wp, p.wp, buf.data());
-      conv_sample(buf.data(), packed.data(), p, out + n * out_size);
+      pad_into(in + n * in_size, p.c_in, h, w, ph, pw, p.hp * p.wp, p.wp, buf);
+      conv_sample(buf, packed.data(), p, out + n * out_size);
     }
   }
 }
@@ -243,7 +265,7 @@ void direct_conv_weight_grad(const float* x, const float* gy, float* gw, const C
   const int64_t out_size = c_out * g.out_h * g.out_w;
   const int nt = omp_get_max_threads();
   // Per thread, per weight: 8 lanes of partial sums, reduced once at the end.
-  std::vector<float> partial(static_cast<size_t>(nt * (wsize + 1) * kVec), 0.0f);
+  float* partial = zeroed_scratch(1, nt * (wsize + 1) * kVec);
   const int64_t work = out_size * c_in * kk, padded = c_in * p.hp * p.wp;
   // Small planes are taken a few samples at a time so that each tile runs long enough to
   // pay for loading and storing its accumulators.
@@ -251,28 +273,23 @@ void direct_conv_weight_grad(const float* x, const float* gy, float* gw, const C
   const int64_t groups = (g.batch + group - 1) / group;
 #pragma omp parallel if (groups > 1 && g.batch * work >= kParallelGrain)
   {
-    // Zero borders, zero pitch padding and slack for the flat loop's overrun are set once.
-    const int64_t lg = pitched_plane(p), gy_size = c_out * lg;
-    std::vector<float> buf(static_cast<size_t>(group * padded + p.kh * p.wp + 2 * kVec), 0.0f);
-    std::vector<float> gbuf(static_cast<size_t>(group * gy_size), 0.0f);
-    float* acc = partial.data() + omp_get_thread_num() * (wsize + 1) * kVec;
+    float* buf = zeroed_scratch(0, group * padded);  // borders stay zero
+    float* acc = partial + omp_get_thread_num() * (wsize + 1) * kVec;
 #pragma omp for schedule(static)
     for (int64_t gi = 0; gi < groups; ++gi) {
       const int64_t n0 = gi * group, count = std::min(group, g.batch - n0);
       for (int64_t s = 0; s < count; ++s) {
         pad_into(x + (n0 + s) * in_size, c_in, g.in_h, g.in_w, g.pad_h, g.pad_w, p.hp * p.wp, p.wp,
-                 buf.data() + s * padded);
-        pad_into(gy + (n0 + s) * out_size, c_out, p.ho, p.wo, 0, 0, lg, p.wp,
-                 gbuf.data() + s * gy_size);
+                 buf + s * padded);
       }
-      weight_grad_samples(buf.data(), gbuf.data(), p, count, acc, acc + wsize * kVec);
+      weight_grad_samples(buf, gy + n0 * out_size, p, count, acc, acc + wsize * kVec);
     }
   }
 #pragma omp parallel for if (wsize * nt * kVec >= kParallelGrain) schedule(static)
   for (int64_t i = 0; i < wsize; ++i) {
     float s = 0;
     for (int t = 0; t < nt; ++t) {
-      const float* a = partial.data() + (t * (wsize + 1) + i) * kVec;
+      const float* a = partial + (t * (wsize + 1) + i) * kVec;
       for (int64_t l = 0; l < kVec; ++l) s += a[l];
     }
     gw[i] = s;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/backend/cpu/fast_exp.h"
 #include "core/backend/cpu/loops.h"
 
 namespace strata::cpu {
@@ -96,13 +97,19 @@ constexpr T kInvSqrt2 = T(0.7071067811865476);
 template <class T>
 constexpr T kInvSqrt2Pi = T(0.3989422804014327);
 
+/// 2u for gelu_tanh, u = sqrt(2 / pi) * (v + 0.044715 v^3).
+template <class T>
+T gelu_tanh_2u(T v) {
+  return T(2) * kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v);
+}
+
 template <class T>
 void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, T alpha) {
   switch (op) {
     case UnaryOp::neg:
       return run_unary<T>(x, out, [](T v) { return -v; });
     case UnaryOp::exp:
-      return run_unary<T>(x, out, [](T v) { return std::exp(v); });
+      return run_unary<T>(x, out, [](T v) { return fast_exp(v); });
     case UnaryOp::log:
       return run_unary<T>(x, out, [](T v) { return std::log(v); });
     case UnaryOp::sqrt:
@@ -114,9 +121,9 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, T alpha) {
     case UnaryOp::sign:
       return run_unary<T>(x, out, [](T v) { return T((v > T(0)) - (v < T(0))); });
     case UnaryOp::tanh:
-      return run_unary<T>(x, out, [](T v) { return std::tanh(v); });
+      return run_unary<T>(x, out, [](T v) { return fast_tanh(v); });
     case UnaryOp::sigmoid:
-      return run_unary<T>(x, out, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
+      return run_unary<T>(x, out, [](T v) { return fast_sigmoid(v); });
     case UnaryOp::relu:
       return run_unary<T>(x, out, [](T v) { return v > T(0) ? v : T(0); });
     case UnaryOp::leaky_relu:
@@ -125,11 +132,10 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, T alpha) {
       return run_unary<T>(x, out,
                           [](T v) { return T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2<T>)); });
     case UnaryOp::gelu_tanh:
-      return run_unary<T>(x, out, [](T v) {
-        return T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v)));
-      });
+      // 0.5 * (1 + tanh(u)) = sigmoid(2u): one exp, and no cancellation for v << 0.
+      return run_unary<T>(x, out, [](T v) { return v * fast_sigmoid(gelu_tanh_2u(v)); });
     case UnaryOp::silu:
-      return run_unary<T>(x, out, [](T v) { return v / (T(1) + std::exp(-v)); });
+      return run_unary<T>(x, out, [](T v) { return v * fast_sigmoid(v); });
     case UnaryOp::sin:
       return run_unary<T>(x, out, [](T v) { return std::sin(v); });
     case UnaryOp::cos:
@@ -171,15 +177,15 @@ void unary_backward_typed(UnaryOp op, const Tensor& g, const Tensor& x, const Te
         return d * (cdf + v * pdf);
       });
     case UnaryOp::gelu_tanh:
+      // d/dv [v * sigmoid(2u)] = s + v * s * (1 - s) * 2u', with s = sigmoid(2u).
       return run_binary<T>(g, x, out, [](T d, T v) {
-        T inner = kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v);
-        T th = std::tanh(inner);
-        T dinner = kSqrt2OverPi<T> * (T(1) + T(3 * 0.044715) * v * v);
-        return d * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * dinner);
+        T s = fast_sigmoid(gelu_tanh_2u(v));
+        T du2 = T(2) * kSqrt2OverPi<T> * (T(1) + T(3 * 0.044715) * v * v);
+        return d * (s + v * s * (T(1) - s) * du2);
       });
     case UnaryOp::silu:
       return run_binary<T>(g, x, out, [](T d, T v) {
-        T s = T(1) / (T(1) + std::exp(-v));
+        T s = fast_sigmoid(v);
         return d * s * (T(1) + v * (T(1) - s));
       });
     case UnaryOp::tanh:

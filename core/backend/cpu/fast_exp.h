@@ -1,5 +1,6 @@
-// A vectorisable exp for the softmax, loss and normalisation loops: std::exp does not
-// vectorise without -ffast-math, and these loops are exp-bound.
+// Vectorisable exp, tanh and sigmoid for the softmax, loss, normalisation and activation
+// loops: std::exp and std::tanh do not vectorise without -ffast-math, and these loops are
+// exp-bound.
 #pragma once
 
 #include <bit>
@@ -44,8 +45,37 @@ inline float exp_approx(float x) {
   return std::bit_cast<float>(blend_bits(mag > 0x7f800000, xi, std::bit_cast<int32_t>(y)));
 }
 
+/// tanh(x) for f32 within a few ulp (Cephes tanhf): an odd polynomial below |x| = 0.625,
+/// where 1 - 2 / (e^2|x| + 1) would cancel, and that formula above it; both are computed and
+/// blended on the bits so that loops vectorise. tanh(+-inf) = +-1, NaN stays NaN.
+inline float tanh_approx(float x) {
+  int32_t xi = std::bit_cast<int32_t>(x);
+  int32_t mag = xi & 0x7fffffff;
+  float ax = std::bit_cast<float>(mag);
+  float s = ax * ax;
+  float small = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s +
+                  1.33314422036e-1f) *
+                     s -
+                 3.33332819422e-1f) *
+                    s * ax +
+                ax;
+  float big = 1.0f - 2.0f / (exp_approx(ax + ax) + 1.0f);
+  // 0x3f200000 = 0.625f; the sign goes back on last so that tanh(-0) = -0.
+  int32_t t =
+      blend_bits(mag < 0x3f200000, std::bit_cast<int32_t>(small), std::bit_cast<int32_t>(big));
+  return std::bit_cast<float>(t | (xi & static_cast<int32_t>(0x80000000u)));
+}
+
 /// exp for the kernels' element types: f64 keeps std::exp (gradchecks need full precision).
 inline float fast_exp(float x) { return exp_approx(x); }
 inline double fast_exp(double x) { return std::exp(x); }
+
+/// tanh, vectorisable for f32; f64 keeps std::tanh.
+inline float fast_tanh(float x) { return tanh_approx(x); }
+inline double fast_tanh(double x) { return std::tanh(x); }
+
+/// 1 / (1 + e^-x): 0 for x -> -inf and 1 for x -> inf, without overflow traps.
+inline float fast_sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+inline double fast_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 }  // namespace strata::cpu

@@ -1,9 +1,10 @@
 // OpenBLAS calls. Transposed operands are passed as CblasTrans with their leading dimension,
-// so transposes in backward never copy. Small batched products run one GEMM per thread
-// (OpenBLAS's OpenMP build stays single-threaded inside a parallel region).
+// so transposes in backward never copy. Batched products that split well run one GEMM per
+// thread (OpenBLAS's OpenMP build stays single-threaded inside a parallel region).
 #include "core/backend/cpu/linalg.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "core/backend/cpu/loops.h"
 
@@ -45,6 +46,21 @@ void gemm_one(const Operand& a, const Operand& b, T* out, int64_t m, int64_t n, 
   }
 }
 
+/// Multiply-adds below which a whole batched product stays on one thread: forking costs a
+/// few microseconds, as much as about 2^18 multiply-adds.
+constexpr int64_t kParallelMacs = int64_t{1} << 18;
+
+/// Whether a batch of GEMMs of `macs` multiply-adds each should be split over OpenMP threads
+/// (each GEMM then single-threaded) rather than run in turn with OpenBLAS threading each one.
+/// Splitting wins for small GEMMs, where OpenBLAS's own threading barely pays, and for
+/// batches that split evenly enough, such as attention's (batch x heads) products.
+bool batch_parallel(int64_t batch, int64_t macs) {
+  const int64_t threads = omp_get_max_threads();
+  if (batch < 2 || threads < 2 || batch * macs < kParallelMacs) return false;
+  const bool small = macs < 64 * 64 * 64;
+  return small || batch % threads == 0 || batch >= 4 * threads;
+}
+
 }  // namespace
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
@@ -58,8 +74,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
       for (int64_t i = 0; i < batch * m * n; ++i) op[i] = beta == 0 ? T(0) : T(beta) * op[i];
       return;
     }
-    bool small = m * n * k < 64 * 64 * 64;
-    if (batch > 1 && small) {
+    if (batch_parallel(batch, m * n * k)) {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < batch; ++i) gemm_one<T>(oa, ob, op, m, n, k, T(alpha), T(beta), i);
     } else {

@@ -1,0 +1,298 @@
+// Checkpoint file format, version 1 (docs/checkpoint-format.md): groups model/, optimizer/,
+// rng/, sampler/, schedule/ and extra/ of named datasets, root attributes for the metadata
+// and a manifest, and a CRC-32 attribute on every dataset.
+#include "io/checkpoint.h"
+
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <optional>
+
+#include "io/hdf5.h"
+
+namespace strata::io {
+namespace {
+
+using Json = nlohmann::json;
+
+/// Slicing-by-8 tables: table[k][b] is the CRC of byte b followed by k zero bytes.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+
+constexpr CrcTables make_crc_tables() {
+  CrcTables t{};
+  for (uint32_t b = 0; b < 256; ++b) {
+    uint32_t c = b;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[0][b] = c;
+  }
+  for (int k = 1; k < 8; ++k) {
+    for (uint32_t b = 0; b < 256; ++b) t[k][b] = (t[k - 1][b] >> 8) ^ t[0][t[k - 1][b] & 0xFF];
+  }
+  return t;
+}
+
+constexpr CrcTables kCrc = make_crc_tables();
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+int64_t nbytes(const Tensor& t) { return t.numel() * dtype_size(t.dtype()); }
+
+uint32_t tensor_crc(const Tensor& t) {
+  return t.numel() == 0 ? 0u : crc32(t.raw_data(), static_cast<size_t>(nbytes(t)));
+}
+
+int64_t parse_int(const std::string& text, const std::string& what, const std::string& path) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  check(ec == std::errc() && end == text.data() + text.size(), "[checkpoint] ", path,
+        ": attribute '", what, "' is '", text, "', not an integer; the file is damaged");
+  return v;
+}
+
+Json parse_json_attr(const H5File& file, const std::string& key) {
+  Json v = Json::parse(file.read_attribute(key), nullptr, false);
+  check(!v.is_discarded(), "[checkpoint] ", file.path(), ": attribute '", key,
+        "' is not valid JSON; the file is damaged");
+  return v;
+}
+
+void check_name(const std::string& group, const std::string& name) {
+  check(!name.empty() && name.find('/') == std::string::npos, "[checkpoint] ", group,
+        " entry name '", name, "' must be non-empty and contain no '/'");
+}
+
+/// Writes one dataset with its checksum and records it in the manifest.
+void put(H5File& file, Json& manifest, const std::string& group, const std::string& name,
+         const Tensor& value) {
+  check_name(group, name);
+  check(value.defined(), "[checkpoint] ", group, "/", name, " is an undefined tensor");
+  std::string full = group + "/" + name;
+  Tensor host = value.detach().to(Device::cpu()).contiguous();
+  file.write_tensor(full, host);
+  file.write_dataset_attribute(full, "crc32", hex32(tensor_crc(host)));
+  manifest.push_back(full);
+}
+
+/// Opens `path` and checks that it is a strata checkpoint of a version this build reads.
+H5File open_checked(const std::string& path) {
+  std::optional<H5File> file;
+  try {
+    file.emplace(path, H5File::Mode::read);
+  } catch (const Error& e) {
+    throw Error(str_cat("[checkpoint] cannot open ", path, ": ", e.what(),
+                        ". The file is missing, truncated, damaged or not HDF5; resume from "
+                        "an earlier checkpoint (--resume auto skips damaged ones)"));
+  }
+  check(file->has_attribute("format"), "[checkpoint] ", path,
+        " is not a strata checkpoint: it is an HDF5 file without the root attribute "
+        "format='",
+        kCheckpointFormat, "'");
+  std::string format = file->read_attribute("format");
+  check(format == kCheckpointFormat, "[checkpoint] ", path, " is not a strata checkpoint: its ",
+        "format attribute is '", format, "', expected '", kCheckpointFormat, "'");
+  check(file->has_attribute("version"), "[checkpoint] ", path,
+        " has no 'version' attribute; the file is damaged");
+  int64_t version = parse_int(file->read_attribute("version"), "version", path);
+  check(version == kCheckpointVersion, "[checkpoint] ", path, " has format version ", version,
+        ", but this build of strata reads version ", kCheckpointVersion,
+        "; use the strata that wrote it (its `strata ckpt export` writes plain arrays)");
+  return std::move(*file);
+}
+
+void read_header(const H5File& file, CheckpointInfo& info) {
+  info.path = file.path();
+  info.version = kCheckpointVersion;
+  for (const char* key : {"step", "epoch", "config", "layout", "datasets"}) {
+    check(file.has_attribute(key), "[checkpoint] ", file.path(), " has no '", key,
+          "' attribute; the file is incomplete or damaged");
+  }
+  info.step = parse_int(file.read_attribute("step"), "step", file.path());
+  info.epoch = parse_int(file.read_attribute("epoch"), "epoch", file.path());
+  info.config = parse_json_attr(file, "config");
+  info.layout = parse_json_attr(file, "layout");
+}
+
+std::vector<std::string> manifest_of(const H5File& file) {
+  Json names = parse_json_attr(file, "datasets");
+  check(names.is_array(), "[checkpoint] ", file.path(), ": the 'datasets' manifest is not a list");
+  std::vector<std::string> out;
+  for (const auto& n : names) {
+    check(n.is_string(), "[checkpoint] ", file.path(), ": a manifest entry is not a string");
+    out.push_back(n.get<std::string>());
+    check(file.has(out.back()), "[checkpoint] ", file.path(), " is incomplete: dataset '",
+          out.back(), "' listed in its manifest is missing");
+  }
+  return out;
+}
+
+/// Reads one dataset and verifies its checksum.
+Tensor read_verified(const H5File& file, const std::string& name) {
+  Tensor t;
+  std::string stored;
+  try {
+    t = file.read_tensor(name);
+    stored = file.read_dataset_attribute(name, "crc32");
+  } catch (const Error& e) {
+    throw Error(str_cat("[checkpoint] ", file.path(), ": dataset '", name,
+                        "' cannot be read: ", e.what(), "; the file is damaged"));
+  }
+  std::string actual = hex32(tensor_crc(t));
+  check(stored == actual, "[checkpoint] ", file.path(), ": dataset '", name,
+        "' fails its checksum (stored crc32 ", stored, ", data has ", actual,
+        "); the file is damaged: resume from an earlier checkpoint");
+  return t;
+}
+
+std::vector<int64_t> pair_of(const Tensor& t, const std::string& path, const std::string& name) {
+  check(t.dtype() == DType::i64 && t.shape() == Shape{2}, "[checkpoint] ", path, ": dataset '",
+        name, "' must be i64[2], got ", t.desc());
+  return t.to_vector<int64_t>();
+}
+
+/// Places a verified dataset into its field of `ckpt` by group.
+void route(Checkpoint& ckpt, const std::string& path, const std::string& full, Tensor t) {
+  size_t slash = full.find('/');
+  check(slash != std::string::npos, "[checkpoint] ", path, ": unexpected top-level dataset '", full,
+        "'");
+  std::string group = full.substr(0, slash), name = full.substr(slash + 1);
+  if (group == "model") {
+    ckpt.model[name] = t;
+  } else if (group == "optimizer") {
+    ckpt.optimizer[name] = t;
+  } else if (group == "extra") {
+    ckpt.extra[name] = t;
+  } else if (group == "rng") {
+    auto v = pair_of(t, path, full);
+    ckpt.rng[name] = {static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])};
+  } else if (group == "sampler") {
+    auto v = pair_of(t, path, full);
+    ckpt.samplers[name] = {v[0], v[1]};
+  } else if (group == "schedule") {
+    check(name == "step" && t.numel() == 1 && static_cast<int64_t>(t.item()) == ckpt.step,
+          "[checkpoint] ", path, ": dataset '", full, "' disagrees with the step attribute ",
+          ckpt.step);
+  } else {
+    throw Error(
+        str_cat("[checkpoint] ", path, ": dataset '", full, "' is in unknown group '", group, "'"));
+  }
+}
+
+Shape parse_shape(const std::string& text) {
+  Shape s;
+  int64_t v = 0;
+  bool in_number = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      v = v * 10 + (c - '0');
+      in_number = true;
+    } else if (in_number) {
+      s.push_back(v);
+      v = 0;
+      in_number = false;
+    }
+  }
+  return s;
+}
+
+/// Runs f; HDF5 errors (metadata damage) are rethrown naming the file and `what`.
+template <class F>
+auto guarded(const std::string& path, const char* what, F f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind("[checkpoint]", 0) == 0) throw;
+    throw Error(str_cat("[checkpoint] ", path, ": the ", what, " cannot be read: ", msg,
+                        "; the file is damaged"));
+  }
+}
+
+}  // namespace
+
+uint32_t crc32(const void* data, size_t size, uint32_t crc) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint32_t c = ~crc;
+  for (; size >= 8; size -= 8, p += 8) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= c;  // little-endian hosts (x86-64, aarch64) only, like the rest of strata's I/O
+    c = kCrc[7][lo & 0xFF] ^ kCrc[6][(lo >> 8) & 0xFF] ^ kCrc[5][(lo >> 16) & 0xFF] ^
+        kCrc[4][lo >> 24] ^ kCrc[3][hi & 0xFF] ^ kCrc[2][(hi >> 8) & 0xFF] ^
+        kCrc[1][(hi >> 16) & 0xFF] ^ kCrc[0][hi >> 24];
+  }
+  for (; size > 0; --size, ++p) c = kCrc[0][(c ^ *p) & 0xFF] ^ (c >> 8);
+  return ~c;
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  H5File file(path, H5File::Mode::create, /*checksummed_metadata=*/true);
+  Json manifest = Json::array();
+  for (const auto& [name, t] : ckpt.model) put(file, manifest, "model", name, t);
+  for (const auto& [name, t] : ckpt.optimizer) put(file, manifest, "optimizer", name, t);
+  for (const auto& [name, s] : ckpt.rng) {
+    put(file, manifest, "rng", name,
+        from_vector<int64_t>({static_cast<int64_t>(s.seed), static_cast<int64_t>(s.offset)}, {2}));
+  }
+  for (const auto& [name, s] : ckpt.samplers) {
+    put(file, manifest, "sampler", name, from_vector<int64_t>({s.epoch, s.cursor}, {2}));
+  }
+  put(file, manifest, "schedule", "step",
+      scalar_tensor(static_cast<double>(ckpt.step), DType::i64));
+  for (const auto& [name, t] : ckpt.extra) put(file, manifest, "extra", name, t);
+  file.write_attribute("format", kCheckpointFormat);
+  file.write_attribute("version", std::to_string(kCheckpointVersion));
+  file.write_attribute("step", std::to_string(ckpt.step));
+  file.write_attribute("epoch", std::to_string(ckpt.epoch));
+  file.write_attribute("config", ckpt.config.dump());
+  file.write_attribute("layout", ckpt.layout.dump());
+  file.write_attribute("checksum", "crc32");
+  file.write_attribute("datasets", manifest.dump());
+  file.flush();
+  file.close();
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  H5File file = guarded(path, "header", [&] { return open_checked(path); });
+  CheckpointInfo info;
+  guarded(path, "root attributes", [&] {
+    read_header(file, info);
+    return 0;
+  });
+  Checkpoint ckpt;
+  ckpt.step = info.step;
+  ckpt.epoch = info.epoch;
+  ckpt.config = info.config;
+  ckpt.layout = info.layout;
+  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
+    route(ckpt, path, name, read_verified(file, name));
+  }
+  return ckpt;
+}
+
+CheckpointInfo inspect_checkpoint(const std::string& path) {
+  H5File file = guarded(path, "header", [&] { return open_checked(path); });
+  CheckpointInfo info;
+  guarded(path, "root attributes", [&] {
+    read_header(file, info);
+    return 0;
+  });
+  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
+    CheckpointEntry e;
+    e.name = name;
+    guarded(path, ("attributes of dataset '" + name + "'").c_str(), [&] {
+      e.dtype = parse_dtype(file.read_dataset_attribute(name, "dtype"));
+      e.shape = parse_shape(file.read_dataset_attribute(name, "shape"));
+      return 0;
+    });
+    e.bytes = numel_of(e.shape) * dtype_size(e.dtype);
+    info.entries.push_back(std::move(e));
+  }
+  return info;
+}
+
+}  // namespace strata::io

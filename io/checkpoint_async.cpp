@@ -1,0 +1,56 @@
+// Background checkpoint commits via std::async: one future, at most one save in flight.
+#include "io/checkpoint_async.h"
+
+#include <chrono>
+
+#include "core/error.h"
+
+namespace strata::io {
+namespace {
+
+void deep_copy(std::map<std::string, Tensor>& tensors) {
+  for (auto& [name, t] : tensors) t = t.detach().to(Device::cpu()).contiguous().clone();
+}
+
+}  // namespace
+
+Checkpoint snapshot(const Checkpoint& ckpt) {
+  Checkpoint snap = ckpt;
+  deep_copy(snap.model);
+  deep_copy(snap.optimizer);
+  deep_copy(snap.extra);
+  return snap;
+}
+
+AsyncCheckpointWriter::~AsyncCheckpointWriter() {
+  if (pending_.valid()) pending_.wait();
+}
+
+void AsyncCheckpointWriter::save(const Checkpoint& ckpt) {
+  wait();
+  pending_step_ = ckpt.step;
+  // The snapshot is taken here, on the caller's thread, before training moves on.
+  pending_ =
+      std::async(std::launch::async, [this, snap = snapshot(ckpt)] { return dir_.save(snap); });
+}
+
+std::string AsyncCheckpointWriter::poll() {
+  if (!pending_.valid()) return "";
+  if (pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return "";
+  return finish();
+}
+
+std::string AsyncCheckpointWriter::wait() { return pending_.valid() ? finish() : ""; }
+
+std::string AsyncCheckpointWriter::finish() {
+  try {
+    return pending_.get();  // get() leaves the future invalid: the next save may start
+  } catch (const std::exception& e) {
+    std::string latest = dir_.latest();
+    throw Error(str_cat("[checkpoint] the background save of step ", pending_step_,
+                        " failed: ", e.what(), "; the run stops here. The last committed ",
+                        "checkpoint is ", latest.empty() ? "(none)" : latest));
+  }
+}
+
+}  // namespace strata::io

@@ -22,6 +22,8 @@ struct Bucket {
   std::vector<size_t> slots;
   size_t pending = 0;
   WorkPtr work;  // set once launched
+  Timeline::Clock::time_point launched;
+  bool recorded = false;  // its span is in the timeline
 };
 
 struct DataParallelState {
@@ -30,11 +32,13 @@ struct DataParallelState {
   std::vector<Bucket> buckets;
   size_t next_launch = 0;
   bool sync = true;
+  std::shared_ptr<Timeline> timeline;
 
   void on_grad_ready(size_t index);
   void launch_in_order();
   void poll();
   void reset();
+  void record_done(size_t bucket);
 };
 
 namespace {
@@ -115,6 +119,7 @@ void DataParallelState::on_grad_ready(size_t index) {
 void DataParallelState::launch_in_order() {
   while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
     Bucket& b = buckets[next_launch++];
+    b.launched = Timeline::Clock::now();
     b.work = comm->all_reduce_async(b.flat, ReduceOp::avg);
   }
 }
@@ -122,8 +127,16 @@ void DataParallelState::launch_in_order() {
 void DataParallelState::poll() {
   // MPI progresses only inside MPI calls: testing the buckets in flight moves them along.
   for (size_t i = 0; i < next_launch; ++i) {
-    if (buckets[i].work) buckets[i].work->test();
+    if (buckets[i].work && buckets[i].work->test()) record_done(i);
   }
+}
+
+void DataParallelState::record_done(size_t i) {
+  Bucket& b = buckets[i];
+  if (!timeline || b.recorded) return;
+  b.recorded = true;
+  timeline->add(str_cat("all_reduce bucket ", i), "comm", b.launched, Timeline::Clock::now(),
+                b.flat.numel() * dtype_size(b.flat.dtype()));
 }
 
 void DataParallelState::reset() {
@@ -131,6 +144,7 @@ void DataParallelState::reset() {
   for (auto& b : buckets) {
     b.pending = b.slots.size();
     b.work.reset();
+    b.recorded = false;
   }
   next_launch = 0;
 }
@@ -155,6 +169,10 @@ DataParallel::DataParallel(nn::Module& module, std::shared_ptr<Communicator> com
 }
 
 DataParallel::~DataParallel() = default;
+
+void DataParallel::set_timeline(std::shared_ptr<Timeline> timeline) {
+  state_->timeline = std::move(timeline);
+}
 
 Communicator& DataParallel::comm() const { return *state_->comm; }
 
@@ -191,7 +209,13 @@ void DataParallel::finish_gradients() {
     if (!slot.ready) fill_slot(s, slot, slot.param.grad());
   }
   s.launch_in_order();
-  for (auto& b : s.buckets) b.work->wait(s.comm->timeout());
+  {
+    Timeline::Scope waiting(s.timeline.get(), "finish_gradients wait", "wait");
+    for (size_t i = 0; i < s.buckets.size(); ++i) {
+      s.buckets[i].work->wait(s.comm->timeout());
+      s.record_done(i);
+    }
+  }
   for (auto& slot : s.slots) {
     Bucket& b = s.buckets[slot.bucket];
     if (b.flat.slice(0, slot.flag, slot.flag + 1).item() == 0) {

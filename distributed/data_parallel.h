@@ -8,6 +8,7 @@
 
 #include "core/nn/module.h"
 #include "distributed/communicator.h"
+#include "distributed/timeline.h"
 
 namespace strata::dist {
 
@@ -57,6 +58,10 @@ class DataParallel {
     bool previous_;
   };
   [[nodiscard]] NoSync no_sync();
+
+  /// Records each bucket's all-reduce as a "comm" span (launch to observed completion) and
+  /// finish_gradients()' waiting as a "wait" span; null stops recording.
+  void set_timeline(std::shared_ptr<Timeline> timeline);
 
   Communicator& comm() const;
   nn::Module& module() const { return module_; }

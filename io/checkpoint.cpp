@@ -8,6 +8,10 @@
 #include <cstring>
 #include <optional>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "io/hdf5.h"
 
 namespace strata::io {
@@ -32,6 +36,64 @@ constexpr CrcTables make_crc_tables() {
 }
 
 constexpr CrcTables kCrc = make_crc_tables();
+
+/// Slicing-by-8 on the inverted CRC `c`; the portable path and the tail of the fast one.
+uint32_t crc32_table(uint32_t c, const unsigned char* p, size_t size) {
+  for (; size >= 8; size -= 8, p += 8) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= c;  // little-endian hosts (x86-64, aarch64) only, like the rest of strata's I/O
+    c = kCrc[7][lo & 0xFF] ^ kCrc[6][(lo >> 8) & 0xFF] ^ kCrc[5][(lo >> 16) & 0xFF] ^
+        kCrc[4][lo >> 24] ^ kCrc[3][hi & 0xFF] ^ kCrc[2][(hi >> 8) & 0xFF] ^
+        kCrc[1][(hi >> 16) & 0xFF] ^ kCrc[0][hi >> 24];
+  }
+  for (; size > 0; --size, ++p) c = kCrc[0][(c ^ *p) & 0xFF] ^ (c >> 8);
+  return c;
+}
+
+#if defined(__x86_64__)
+/// Carry-less multiplication folding (Intel's "Fast CRC Computation Using PCLMULQDQ", the
+/// constants of Linux's crc32-pclmul for the reflected IEEE polynomial): about ten times the
+/// table's speed, so checksums cost little next to the disk. `size` >= 64, a multiple of 16.
+#define STRATA_CLMUL __attribute__((target("pclmul,sse4.1")))
+
+STRATA_CLMUL inline __m128i load(const unsigned char* q) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+}
+
+/// x * (k.low, k.high) folded onto `next`.
+STRATA_CLMUL inline __m128i fold(__m128i x, __m128i k, __m128i next) {
+  return _mm_xor_si128(
+      _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), next);
+}
+
+STRATA_CLMUL uint32_t crc32_clmul(uint32_t c, const unsigned char* p, size_t size) {
+  const __m128i k12 = _mm_set_epi64x(0x1c6e41596, 0x154442bd4);
+  const __m128i k34 = _mm_set_epi64x(0x0ccaa009e, 0x1751997d0);
+  __m128i x1 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(c)));
+  __m128i x2 = load(p + 16), x3 = load(p + 32), x4 = load(p + 48);
+  for (p += 64, size -= 64; size >= 64; p += 64, size -= 64) {  // four lanes of 128 bits
+    x1 = fold(x1, k12, load(p));
+    x2 = fold(x2, k12, load(p + 16));
+    x3 = fold(x3, k12, load(p + 32));
+    x4 = fold(x4, k12, load(p + 48));
+  }
+  x1 = fold(fold(fold(x1, k34, x2), k34, x3), k34, x4);
+  for (; size >= 16; p += 16, size -= 16) x1 = fold(x1, k34, load(p));
+  // 128 -> 64 -> 32 bits, then Barrett reduction.
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), _mm_clmulepi64_si128(k34, x1, 0x01));
+  const __m128i mask32 = _mm_set_epi32(0, 0, 0, -1);
+  const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124);
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 4),
+                     _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k5, 0x00));
+  const __m128i poly = _mm_set_epi64x(0x1F7011641, 0x1DB710641);  // (u', P')
+  __m128i t = _mm_and_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), poly, 0x10), mask32);
+  x1 = _mm_xor_si128(x1, _mm_clmulepi64_si128(t, poly, 0x00));
+  return static_cast<uint32_t>(_mm_extract_epi32(x1, 1));
+}
+#undef STRATA_CLMUL
+#endif
 
 std::string hex32(uint32_t v) {
   char buf[9];
@@ -216,17 +278,16 @@ auto guarded(const std::string& path, const char* what, F f) {
 uint32_t crc32(const void* data, size_t size, uint32_t crc) {
   const auto* p = static_cast<const unsigned char*>(data);
   uint32_t c = ~crc;
-  for (; size >= 8; size -= 8, p += 8) {
-    uint32_t lo, hi;
-    std::memcpy(&lo, p, 4);
-    std::memcpy(&hi, p + 4, 4);
-    lo ^= c;  // little-endian hosts (x86-64, aarch64) only, like the rest of strata's I/O
-    c = kCrc[7][lo & 0xFF] ^ kCrc[6][(lo >> 8) & 0xFF] ^ kCrc[5][(lo >> 16) & 0xFF] ^
-        kCrc[4][lo >> 24] ^ kCrc[3][hi & 0xFF] ^ kCrc[2][(hi >> 8) & 0xFF] ^
-        kCrc[1][(hi >> 16) & 0xFF] ^ kCrc[0][hi >> 24];
+#if defined(__x86_64__)
+  static const bool clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  if (clmul && size >= 64) {
+    size_t bulk = size & ~size_t{15};
+    c = crc32_clmul(c, p, bulk);
+    p += bulk;
+    size -= bulk;
   }
-  for (; size > 0; --size, ++p) c = kCrc[0][(c ^ *p) & 0xFF] ^ (c >> 8);
-  return ~c;
+#endif
+  return ~crc32_table(c, p, size);
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {

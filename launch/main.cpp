@@ -15,6 +15,7 @@
 #include "launch/config.h"
 #include "launch/env.h"
 #include "launch/recipes.h"
+#include "launch/signals.h"
 
 namespace {
 
@@ -45,8 +46,18 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     std::printf("threads: %d (OpenMP and OpenBLAS share them)\n", threads);
   }
   launch::TrainParts parts = launch::build_training(cfg, env);
+  launch::install_stop_signals();
   std::optional<strata::io::Checkpoint> ckpt = launch::find_resume(resume, cfg, env.rank == 0);
   launch::TrainResult r = launch::train(parts, cfg, env, ckpt ? &*ckpt : nullptr);
+  if (r.signal != 0) {
+    if (env.rank == 0) {
+      std::printf(
+          "preempted by signal %d: checkpointed after step %lld; exiting with code %d, "
+          "continue with --resume auto\n",
+          r.signal, static_cast<long long>(r.steps), launch::kPreemptedExitCode);
+    }
+    return launch::kPreemptedExitCode;
+  }
   if (env.rank == 0 && r.stopped) {
     std::printf("stopped after step %lld (train.stop_at_step); continue with --resume auto\n",
                 static_cast<long long>(r.steps));

@@ -10,6 +10,7 @@
 #include "core/optim/clip.h"
 #include "io/metrics.h"
 #include "launch/checkpointing.h"
+#include "launch/signals.h"
 
 namespace strata::launch {
 namespace {
@@ -153,7 +154,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     Tensor loss = train_step(parts, step, ls.clip, params, lr);
     prog.window_items += task.items_per_step();
     int64_t done = step + 1;
-    if (done % ls.log_every == 0 || done == ls.total || done == ls.stop) {
+    if (done % ls.log_every == 0 || done == ls.total) {
       result.last_loss = loss.item();
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
@@ -164,17 +165,20 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     if ((ls.eval_every > 0 && done % ls.eval_every == 0) || (ls.eval_every == 0 && epoch_end)) {
       result.final_eval = run_eval(task, done, log, rank0);
     }
+    // A stop signal ends the run here; one rank's flag is everyone's while world_size is 1.
+    result.signal = done < ls.stop ? stop_signal() : 0;
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
-    if (periodic || (ls.stop < ls.total && done == ls.stop)) {
+    if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
       // After the eval: the state saved is the state the next step starts from.
       saver.save(parts, done, done / ls.per_epoch);
     }
+    result.steps = done;
+    if (result.signal != 0) break;
   }
   saver.finish();
-  result.steps = std::max(start, ls.stop);
-  result.stopped = ls.stop < ls.total;
-  bool trained = start < ls.stop;
-  if (trained && !result.stopped &&
+  result.steps = std::max(start, result.steps);
+  result.stopped = result.steps < ls.total;
+  if (start < result.steps && !result.stopped &&
       (result.final_eval.is_null() || (ls.eval_every > 0 && ls.total % ls.eval_every != 0))) {
     result.final_eval = run_eval(task, ls.total, log, rank0);
   }

@@ -18,7 +18,8 @@ struct TrainResult {
   double last_loss = 0;
   Json final_eval;
   double seconds = 0;
-  bool stopped = false;  // ended early at train.stop_at_step (after checkpointing)
+  bool stopped = false;  // ended early, after checkpointing: train.stop_at_step or a signal
+  int signal = 0;        // the stop signal (SIGUSR1, SIGTERM) that ended the run, or 0
 };
 
 struct TrainParts {
@@ -33,7 +34,8 @@ int64_t total_steps(const Json& cfg, const Task& task);
 /// Runs training as configured (train.epochs or train.max_steps), writing
 /// <run_dir>/metrics.jsonl and printing progress on rank 0. With `resume`, the run continues
 /// from that checkpoint's step exactly as if it had never stopped; checkpoints are saved
-/// every checkpoint.every steps, at the end and at train.stop_at_step.
+/// every checkpoint.every steps, at the end and at train.stop_at_step. A stop signal
+/// (launch/signals.h) ends the run at the next step boundary, after a checkpoint.
 TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
                   const io::Checkpoint* resume = nullptr);
 

@@ -67,7 +67,12 @@ void accumulate_leaf(Node& node, const Tensor& g, bool create_graph) {
 }
 
 struct NewestFirst {
-  bool operator()(const Node* a, const Node* b) const { return a->sequence < b->sequence; }
+  // Leaf accumulators (sequence 0) run as soon as they are ready, so grad-ready hooks fire
+  // during the pass, where data parallelism starts its all-reduces, not all at its end.
+  bool operator()(const Node* a, const Node* b) const {
+    if (a->accumulator != b->accumulator) return b->accumulator;
+    return a->sequence < b->sequence;
+  }
 };
 
 /// Counts, for every node reachable from the roots, how many edges point at it.

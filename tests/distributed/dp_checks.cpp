@@ -17,10 +17,6 @@
 #include "distributed/data_parallel.h"
 
 namespace strata::dist::testing {
-namespace {
-
-constexpr int64_t kGlobalBatch = 12;  // divisible by 1, 2, 3 and 4 ranks (and 2 micro-steps)
-constexpr int kSteps = 3;
 
 std::shared_ptr<nn::Sequential> make_model(const std::string& kind, uint64_t seed, DType dtype) {
   Generator gen(seed);
@@ -42,11 +38,6 @@ std::shared_ptr<nn::Sequential> make_model(const std::string& kind, uint64_t see
   return m;
 }
 
-struct Batch {
-  Tensor x;  // mlp (B, 8); cnn (B, 2, 6, 6)
-  Tensor y;  // mlp (B, 4) targets; cnn (B) class indices
-};
-
 Batch global_batch(const std::string& kind, int step, DType dtype) {
   Generator gen(1000 + step);
   if (kind == "mlp") {
@@ -64,6 +55,18 @@ Tensor loss_of(const std::string& kind, nn::Sequential& m, const Batch& b) {
   Tensor out = m.forward(b.x);
   return kind == "mlp" ? mse_loss(out, b.y) : cross_entropy(out, b.y);
 }
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  auto x = a.to_vector<double>();
+  auto y = b.to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  return worst;
+}
+
+namespace {
+
+constexpr int kSteps = 3;
 
 optim::SGDOptions sgd_options() { return {.lr = 0.1, .momentum = 0.9}; }
 
@@ -105,14 +108,6 @@ std::shared_ptr<nn::Sequential> train_data_parallel(Communicator& comm, const Dp
     opt.step();
   }
   return model;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  auto x = a.to_vector<double>();
-  auto y = b.to_vector<double>();
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
 }
 
 }  // namespace

@@ -2,11 +2,33 @@
 // K steps of DP over `comm` must equal one process training on the global batch.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "core/nn/container.h"
 #include "distributed/communicator.h"
 
 namespace strata::dist::testing {
+
+/// Rows in every step's global batch: divisible by 1, 2, 3 and 4 ranks (and 2 micro-steps).
+constexpr int64_t kGlobalBatch = 12;
+
+/// "mlp": Linear(8, 16), ReLU, Linear(16, 4); "cnn": Conv2d(2, 4, 3, pad 1), ReLU, Flatten,
+/// Linear(144, 3). Initialised from `seed`, converted to `dtype`.
+std::shared_ptr<nn::Sequential> make_model(const std::string& kind, uint64_t seed, DType dtype);
+
+struct Batch {
+  Tensor x;  // mlp (B, 8); cnn (B, 2, 6, 6)
+  Tensor y;  // mlp (B, 4) targets; cnn (B) class indices
+};
+/// The global batch of `step` (the same on every rank).
+Batch global_batch(const std::string& kind, int step, DType dtype);
+/// Rows [begin, end) of a batch.
+Batch rows(const Batch& b, int64_t begin, int64_t end);
+/// mse (mlp) or cross-entropy (cnn) of the model on the batch.
+Tensor loss_of(const std::string& kind, nn::Sequential& m, const Batch& b);
+/// max |a - b| over elements, in f64.
+double max_abs_diff(const Tensor& a, const Tensor& b);
 
 struct DpCase {
   std::string model;  // "mlp" or "cnn"

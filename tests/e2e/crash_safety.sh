@@ -37,9 +37,12 @@ for ((t = 1; t <= trials; t++)); do
     { echo "trial $t: a committed checkpoint is damaged"; cat "$work/verify$t.log"; exit 1; }
   echo "trial $t (async=$async): killed; latest $(cat "$ck/latest"), $tmps temporary file(s)"
 done
-step=$(sed -E 's/ckpt-([0-9]+)\.h5/\1/' "$ck/latest")
+# The newest committed file, which is newer than `latest` when the kill fell between the
+# rename and the pointer's move: it is complete (fsynced before the rename), so resume takes it.
+step=$(ls "$ck" | sed -nE 's/^ckpt-([0-9]+)\.h5$/\1/p' | sort -n | tail -1)
 "$strata" train "${args[@]}" --resume auto --set train.stop_at_step=$((step + 2)) > "$work/final.log"
-grep -q "resume: continuing from $ck/ckpt-$step.h5" "$work/final.log"
-test -z "$(find "$ck" -name '*.tmp')"
+grep -q "resume: continuing from $ck/ckpt-$step.h5" "$work/final.log" ||
+  { echo "final run did not resume from ckpt-$step.h5"; cat "$work/final.log"; exit 1; }
+test -z "$(find "$ck" -name '*.tmp')" || { echo "temporary files left"; ls -la "$ck"; exit 1; }
 "$strata" ckpt verify "$ck" > /dev/null
 echo "$trials kills ($during_save with a save in flight): no damaged or dangling checkpoint"

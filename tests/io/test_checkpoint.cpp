@@ -95,12 +95,19 @@ void flip_bit(const std::string& path, std::streamoff offset, int bit) {
 TEST(Crc32, MatchesTheStandardCheckValueAndZlib) {
   const char* check_input = "123456789";
   EXPECT_EQ(crc32(check_input, 9), 0xCBF43926u);  // the CRC-32/ISO-HDLC check value
-  std::vector<unsigned char> buf(1031);
-  for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<unsigned char>(i * 131 + 7);
-  for (size_t n : {0u, 1u, 7u, 8u, 9u, 64u, 1000u, 1031u}) {
-    uLong ref = ::crc32(0L, buf.data(), static_cast<uInt>(n));
-    EXPECT_EQ(crc32(buf.data(), n), static_cast<uint32_t>(ref)) << n;
+  std::vector<unsigned char> buf(1 << 20);
+  for (size_t i = 0; i < buf.size(); ++i)
+    buf[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
+  // Every length up to 1100 at every alignment covers the folding loop's tails (x86-64 folds
+  // with PCLMULQDQ from 64 bytes on) and the table path; then one large buffer.
+  for (size_t start = 0; start < 16; ++start) {
+    for (size_t n = 0; n <= 1100; ++n) {
+      uLong ref = ::crc32(0L, buf.data() + start, static_cast<uInt>(n));
+      ASSERT_EQ(crc32(buf.data() + start, n), static_cast<uint32_t>(ref)) << start << " " << n;
+    }
   }
+  EXPECT_EQ(crc32(buf.data(), buf.size()),
+            static_cast<uint32_t>(::crc32(0L, buf.data(), static_cast<uInt>(buf.size()))));
   // Continuation: crc(a + b) == crc(b, crc(a)).
   EXPECT_EQ(crc32(buf.data() + 100, 931, crc32(buf.data(), 100)), crc32(buf.data(), 1031));
 }

@@ -99,6 +99,8 @@ TEST(ThreadCommunicator, MismatchedCallsNameBothSides) {
     if (comm.rank() == 0) {
       messages[0] += " | " + error_of([&] { comm.broadcast(u, 0); });
     } else {
+      // The message names the rank that arrives second: make that rank 1.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
       messages[1] += " | " + error_of([&] { comm.all_reduce(u); });
     }
   });

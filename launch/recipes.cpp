@@ -95,13 +95,16 @@ optim::SchedulePtr make_schedule(const Json& cfg, int64_t total) {
 
 }  // namespace
 
-TrainParts build_training(const Json& cfg, const LaunchEnv& env) {
+TrainParts build_training(const Json& cfg, const LaunchEnv& env,
+                          std::shared_ptr<dist::Communicator> comm) {
   check(get<std::string>(cfg, "device") == "cpu",
         "[config] device: only 'cpu' is available in "
         "this build; the CUDA backend arrives with issue 3");
   TrainParts parts;
   std::string task = get<std::string>(cfg, "task");
   parts.task = task == "char_lm" ? make_char_lm_task(cfg, env) : make_classify_task(cfg, env);
+  parts.comm = std::move(comm);
+  parts.dp = std::make_unique<dist::DataParallel>(parts.task->model(), parts.comm);
   parts.optimizer = make_optimizer(cfg, parts.task->model().trainable_parameters());
   double base = get<double>(cfg, "optim.lr");
   optim::SchedulePtr schedule = make_schedule(cfg, total_steps(cfg, *parts.task));

@@ -115,11 +115,27 @@ Tensor train_step(TrainParts& parts, int64_t step, double clip, std::vector<Tens
   lr = parts.lr_at(step);
   for (auto& g : parts.optimizer->groups()) g.lr = lr;
   parts.optimizer->zero_grad();
+  parts.comm->set_step(step);
   Tensor loss = parts.task->train_loss();
   loss.backward();
+  parts.dp->finish_gradients();  // gradients are now averaged over the ranks
   if (clip > 0) optim::clip_grad_norm_(params, clip);
   parts.optimizer->step();
   return loss;
+}
+
+/// The loss averaged over the ranks, for logging.
+double mean_loss(dist::Communicator& comm, const Tensor& loss) {
+  Tensor l = loss.detach().to(DType::f64).reshape({1}).clone();
+  comm.all_reduce(l, dist::ReduceOp::avg);
+  return l.item();
+}
+
+/// The stop signal any rank received (every rank calls this at the same step boundary).
+int agreed_signal(dist::Communicator& comm) {
+  Tensor flag = full({1}, stop_signal(), DType::i64);
+  comm.all_reduce(flag, dist::ReduceOp::max);
+  return static_cast<int>(flag.item());
 }
 
 /// Restores `resume` (if any) and trims the metrics log to it; returns the first step.
@@ -155,7 +171,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     prog.window_items += task.items_per_step();
     int64_t done = step + 1;
     if (done % ls.log_every == 0 || done == ls.total) {
-      result.last_loss = loss.item();
+      result.last_loss = mean_loss(*parts.comm, loss);
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
       report(task, done, ls.total, result.last_loss, lr, prog, log, rank0);
@@ -165,8 +181,8 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     if ((ls.eval_every > 0 && done % ls.eval_every == 0) || (ls.eval_every == 0 && epoch_end)) {
       result.final_eval = run_eval(task, done, log, rank0);
     }
-    // A stop signal ends the run here; one rank's flag is everyone's while world_size is 1.
-    result.signal = done < ls.stop ? stop_signal() : 0;
+    // A stop signal ends the run here, on every rank at the same step.
+    result.signal = done < ls.stop ? agreed_signal(*parts.comm) : 0;
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
     if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
       // After the eval: the state saved is the state the next step starts from.

@@ -6,6 +6,8 @@
 #include <memory>
 
 #include "core/optim/optimizer.h"
+#include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
 #include "io/checkpoint.h"
 #include "launch/config.h"
 #include "launch/env.h"
@@ -23,7 +25,9 @@ struct TrainResult {
 };
 
 struct TrainParts {
+  std::shared_ptr<dist::Communicator> comm;  // the data-parallel group (size 1: one process)
   std::unique_ptr<Task> task;
+  std::unique_ptr<dist::DataParallel> dp;  // averages gradients over comm
   std::unique_ptr<optim::Optimizer> optimizer;
   std::function<double(int64_t)> lr_at;  // learning rate for a 0-based step
 };

@@ -20,8 +20,8 @@ TEST(Hdf5, EveryDtypeRoundTripsByDottedName) {
   {
     H5File file(path, H5File::Mode::create);
     file.write_tensor("model/blocks.0.attn.weight", f);
-    for (DType t : {DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8,
-                    DType::b8}) {
+    for (DType t :
+         {DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8, DType::b8}) {
       file.write_tensor(std::string("dtypes/") + std::string(dtype_name(t)), f.to(t));
     }
     file.write_tensor("scalar", scalar_tensor(7.0, DType::f64));
@@ -32,8 +32,8 @@ TEST(Hdf5, EveryDtypeRoundTripsByDottedName) {
   EXPECT_EQ(back.dtype(), DType::f32);
   EXPECT_EQ(back.shape(), (Shape{2, 3}));
   EXPECT_EQ(back.to_vector<float>(), f.to_vector<float>());
-  for (DType t : {DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8,
-                  DType::b8}) {
+  for (DType t :
+       {DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8, DType::b8}) {
     Tensor r = file.read_tensor(std::string("dtypes/") + std::string(dtype_name(t)));
     EXPECT_EQ(r.dtype(), t);
     EXPECT_EQ(r.to_vector<double>(), f.to(t).to_vector<double>()) << dtype_name(t);

@@ -78,10 +78,14 @@ Tensor Block::forward(const Tensor& x) {
 
 GPT::GPT(const GPTConfig& cfg, Generator& gen) : cfg_(cfg) {
   cfg.validate();
-  wte_ = register_module("wte", std::make_shared<nn::Embedding>(
-                                    nn::EmbeddingOptions{cfg.vocab_size, cfg.n_embd}, gen));
-  wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(
-                                    nn::EmbeddingOptions{cfg.block_size, cfg.n_embd}, gen));
+  wte_ = register_module(
+      "wte", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.vocab_size,
+                                                                  .embedding_dim = cfg.n_embd},
+                                             gen));
+  wpe_ = register_module(
+      "wpe", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.block_size,
+                                                                  .embedding_dim = cfg.n_embd},
+                                             gen));
   nn::init::normal_(wte_->weight(), gen, 0.0, 0.02);
   nn::init::normal_(wpe_->weight(), gen, 0.0, 0.01);
   // Dropout streams are seeded from the init generator so a run is one seed end to end.

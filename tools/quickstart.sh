@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 tools/install_deps.sh
 [ -f build/build.ninja ] || tools/build.sh
 cmake --build build -j"$(nproc)" --target strata
-exec build/launch/strata train --config configs/lenet5_fashion_mnist.json "$@"
+# --resume auto: a second run continues (or, once finished, reports) the first instead of
+# refusing to overwrite its checkpoints.
+exec build/launch/strata train --config configs/lenet5_fashion_mnist.json --resume auto "$@"

@@ -80,11 +80,13 @@ GPT::GPT(const GPTConfig& cfg, Generator& gen) : cfg_(cfg) {
   cfg.validate();
   wte_ = register_module(
       "wte", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.vocab_size,
-                                                                  .embedding_dim = cfg.n_embd},
+                                                                  .embedding_dim = cfg.n_embd,
+                                                                  .padding_idx = std::nullopt},
                                              gen));
   wpe_ = register_module(
       "wpe", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.block_size,
-                                                                  .embedding_dim = cfg.n_embd},
+                                                                  .embedding_dim = cfg.n_embd,
+                                                                  .padding_idx = std::nullopt},
                                              gen));
   nn::init::normal_(wte_->weight(), gen, 0.0, 0.02);
   nn::init::normal_(wpe_->weight(), gen, 0.0, 0.01);

@@ -46,9 +46,9 @@ struct Channel {
 };
 
 struct ThreadGroup {
-  explicit ThreadGroup(int n, std::shared_ptr<AbortState> a) : size(n), abort(std::move(a)) {}
+  explicit ThreadGroup(int n, std::shared_ptr<AbortState> a) : size(n), abort_state(std::move(a)) {}
   int size;
-  std::shared_ptr<AbortState> abort;
+  std::shared_ptr<AbortState> abort_state;
   std::mutex mu;
   std::condition_variable cv;
   std::map<int64_t, std::shared_ptr<Round>> rounds;       // by sequence number
@@ -138,7 +138,7 @@ class ThreadWork final : public Work {
     auto deadline = Clock::now() + timeout;
     std::unique_lock<std::mutex> lock(group_->mu);
     while (!ready_()) {
-      std::string reason = abort_reason(*group_->abort);
+      std::string reason = abort_reason(*group_->abort_state);
       check(reason.empty(), label_, " failed: ", reason);
       check(Clock::now() < deadline, label_, " timed out after ", timeout.count(),
             " ms waiting for ", missing_(),
@@ -180,7 +180,7 @@ class ThreadCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return group_->size; }
   const char* backend() const override { return "threads"; }
-  const std::shared_ptr<AbortState>& abort_state() const { return group_->abort; }
+  const std::shared_ptr<AbortState>& abort_state() const { return group_->abort_state; }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     auto round = post("split", {}, color, key, [this](Round& r) { make_splits(r); });
@@ -362,7 +362,8 @@ class ThreadCommunicator final : public Communicator {
     r.splits.resize(size());
     for (auto& [color, list] : members) {
       std::sort(list.begin(), list.end());
-      auto group = std::make_shared<ThreadGroup>(static_cast<int>(list.size()), group_->abort);
+      auto group =
+          std::make_shared<ThreadGroup>(static_cast<int>(list.size()), group_->abort_state);
       for (size_t j = 0; j < list.size(); ++j) {
         r.splits[list[j].second] = std::make_shared<ThreadCommunicator>(group, static_cast<int>(j));
       }

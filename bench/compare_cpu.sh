@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-3}
 only=${2:-}
+tools/install_deps.sh --torch
 [ -f build/build.ninja ] || tools/build.sh
 cmake --build build -j"$(nproc)" --target strata_cpu_bench >/dev/null
 tmp=$(mktemp -d)

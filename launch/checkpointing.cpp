@@ -104,6 +104,9 @@ std::optional<io::Checkpoint> resume_from_dir(const std::string& dir, const Json
 
 io::Checkpoint capture_checkpoint(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
                                   int64_t step, int64_t epoch) {
+  check(parts.optimizer != nullptr,
+        "[checkpoint] parallel.zero: checkpoints of the sharded optimizer state are not "
+        "supported yet; set checkpoint.every=0 or turn parallel.zero off");
   io::Checkpoint c;
   c.step = step;
   c.epoch = epoch;
@@ -170,6 +173,9 @@ void Checkpointer::finish() {
 }
 
 void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt) {
+  check(parts.optimizer != nullptr,
+        "[resume] parallel.zero: resuming the sharded optimizer state is not supported yet; "
+        "resume with parallel.zero off");
   try {
     parts.task->model().load_state_dict(ckpt.model, /*strict=*/true);
     parts.optimizer->load_state_dict(ckpt.optimizer);

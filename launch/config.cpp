@@ -28,6 +28,13 @@ Json common_defaults() {
       // dir "" means <run_dir>/checkpoints (filled in by resolve_config); every 0 = no saves;
       // async writes in a background thread while training goes on.
       {"checkpoint", {{"dir", ""}, {"every", 1000}, {"keep", 3}, {"async", false}}},
+      // zero: ZeRO-1 (optimizer state sharded over the data-parallel ranks) instead of
+      // DataParallel plus a replicated optimizer.
+      {"parallel", {{"zero", false}}},
+      // per_rank: every rank also writes <run_dir>/rank<N>.log with its own progress lines.
+      {"log", {{"per_rank", false}}},
+      // path "" = off; else each rank writes its Chrome trace to <path>.rank<N>.json.
+      {"trace", {{"path", ""}}},
       {"optim",
        {{"name", "adam"},
         {"lr", 1e-3},

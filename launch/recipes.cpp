@@ -11,7 +11,9 @@
 namespace strata::launch {
 namespace {
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const Json& cfg, std::vector<Tensor> params) {
+/// The configured optimizer over `groups` (one group: the model, or this rank's ZeRO shards).
+std::unique_ptr<optim::Optimizer> make_optimizer(const Json& cfg,
+                                                 std::vector<optim::ParamGroup> groups) {
   std::string name = get<std::string>(cfg, "optim.name");
   double lr = get<double>(cfg, "optim.lr"), wd = get<double>(cfg, "optim.weight_decay");
   double momentum = get<double>(cfg, "optim.momentum"), eps = get<double>(cfg, "optim.eps");
@@ -19,7 +21,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Json& cfg, std::vector<Te
   auto betas = cfg["optim"]["betas"].get<std::vector<double>>();
   if (name == "sgd") {
     return std::make_unique<optim::SGD>(
-        std::move(params), optim::SGDOptions{.lr = lr,
+        std::move(groups), optim::SGDOptions{.lr = lr,
                                              .momentum = momentum,
                                              .nesterov = get<bool>(cfg, "optim.nesterov"),
                                              .weight_decay = wd});
@@ -31,21 +33,21 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Json& cfg, std::vector<Te
     o.beta2 = betas[1];
     o.eps = eps;
     o.weight_decay = wd;
-    if (name == "adamw") return std::make_unique<optim::AdamW>(std::move(params), o);
-    return std::make_unique<optim::Adam>(std::move(params), o);
+    if (name == "adamw") return std::make_unique<optim::AdamW>(std::move(groups), o);
+    return std::make_unique<optim::Adam>(std::move(groups), o);
   }
   if (name == "adagrad") {
     return std::make_unique<optim::Adagrad>(
-        std::move(params), optim::AdagradOptions{.lr = lr, .weight_decay = wd, .eps = eps});
+        std::move(groups), optim::AdagradOptions{.lr = lr, .weight_decay = wd, .eps = eps});
   }
   if (name == "rmsprop") {
     return std::make_unique<optim::RMSprop>(
-        std::move(params),
+        std::move(groups),
         optim::RMSpropOptions{.lr = lr, .eps = eps, .weight_decay = wd, .momentum = momentum});
   }
   if (name == "lars") {
     return std::make_unique<optim::LARS>(
-        std::move(params), optim::LARSOptions{.lr = lr, .momentum = momentum, .weight_decay = wd});
+        std::move(groups), optim::LARSOptions{.lr = lr, .momentum = momentum, .weight_decay = wd});
   }
   throw Error(str_cat("[config] optim.name: unknown optimizer '", name,
                       "'; choose sgd, adam, adamw, adagrad, rmsprop or lars"));
@@ -104,8 +106,20 @@ TrainParts build_training(const Json& cfg, const LaunchEnv& env,
   std::string task = get<std::string>(cfg, "task");
   parts.task = task == "char_lm" ? make_char_lm_task(cfg, env) : make_classify_task(cfg, env);
   parts.comm = std::move(comm);
-  parts.dp = std::make_unique<dist::DataParallel>(parts.task->model(), parts.comm);
-  parts.optimizer = make_optimizer(cfg, parts.task->model().trainable_parameters());
+  std::vector<optim::ParamGroup> groups{{.params = parts.task->model().trainable_parameters()}};
+  if (get<bool>(cfg, "parallel.zero")) {
+    parts.zero = std::make_unique<dist::ZeroOptimizer>(
+        std::move(groups), parts.comm, [&cfg](std::vector<optim::ParamGroup> shards) {
+          return make_optimizer(cfg, std::move(shards));
+        });
+  } else {
+    parts.dp = std::make_unique<dist::DataParallel>(parts.task->model(), parts.comm);
+    parts.optimizer = make_optimizer(cfg, std::move(groups));
+  }
+  if (!get<std::string>(cfg, "trace.path").empty()) {
+    parts.timeline = std::make_shared<dist::Timeline>(parts.comm->rank());
+    if (parts.dp) parts.dp->set_timeline(parts.timeline);
+  }
   double base = get<double>(cfg, "optim.lr");
   optim::SchedulePtr schedule = make_schedule(cfg, total_steps(cfg, *parts.task));
   parts.lr_at = [schedule, base](int64_t step) { return schedule->lr_at(step, base); };

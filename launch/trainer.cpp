@@ -5,9 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "core/ops.h"
-#include "core/optim/clip.h"
+#include "distributed/grad_clip.h"
 #include "io/metrics.h"
 #include "launch/checkpointing.h"
 #include "launch/signals.h"
@@ -37,30 +38,65 @@ struct Progress {
   int64_t window_items = 0;
 };
 
-void report(const Task& task, int64_t step, int64_t total, double loss, double lr, Progress& prog,
-            io::MetricsLog& log, bool rank0) {
+/// Where progress goes: metrics.jsonl and stdout on rank 0, and with log.per_rank every
+/// rank's own <run_dir>/rank<N>.log.
+struct Logs {
+  io::MetricsLog metrics;
+  std::ofstream rank_log;  // closed unless log.per_rank
+  bool rank0 = false;
+};
+
+/// Opens the logs of this rank; `metrics` is "" on ranks other than 0.
+Logs open_logs(const Json& cfg, const LaunchEnv& env, const std::string& metrics) {
+  Logs logs{io::MetricsLog(metrics), std::ofstream(), env.rank == 0};
+  if (get<bool>(cfg, "log.per_rank")) {
+    auto path =
+        std::filesystem::path(get<std::string>(cfg, "run_dir")) / str_cat("rank", env.rank, ".log");
+    logs.rank_log.open(path, std::ios::app);  // a resumed run continues the file
+    check(logs.rank_log.good(), "[train] log.per_rank: cannot open ", path.string(),
+          " for writing; check run_dir");
+  }
+  return logs;
+}
+
+/// A line for this rank's own log (no-op unless log.per_rank).
+void rank_line(Logs& logs, const std::string& line) {
+  if (!logs.rank_log.is_open()) return;
+  logs.rank_log << line << '\n';
+  logs.rank_log.flush();
+}
+
+/// Logs a progress line: `loss` is the mean over ranks, `local_loss` this rank's.
+void report(const Task& task, int64_t step, int64_t total, double loss, double local_loss,
+            double lr, Progress& prog, Logs& logs) {
   double dt = std::chrono::duration<double>(Clock::now() - prog.window_start).count();
   double rate = dt > 0 ? static_cast<double>(prog.window_items) / dt : 0.0;
   double elapsed = std::chrono::duration<double>(Clock::now() - prog.start).count();
   int64_t here = step - prog.first_step;
   double eta =
       here > 0 ? elapsed / static_cast<double>(here) * static_cast<double>(total - step) : 0.0;
-  log.write(Json{{"step", step},
-                 {"loss", loss},
-                 {"lr", lr},
-                 {"throughput", rate},
-                 {"unit", std::string(task.item_unit()) + "/s"}});
-  if (rank0) {
+  logs.metrics.write(Json{{"step", step},
+                          {"loss", loss},
+                          {"lr", lr},
+                          {"throughput", rate},
+                          {"unit", std::string(task.item_unit()) + "/s"}});
+  if (logs.rank0) {
     std::printf("step %6lld/%lld | loss %.4f | lr %.3e | %.0f %s/s | ETA %s\n",
                 static_cast<long long>(step), static_cast<long long>(total), loss, lr, rate,
                 task.item_unit(), format_duration(eta).c_str());
     std::fflush(stdout);
   }
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "step %6lld/%lld | loss %.4f (this rank %.4f) | lr %.3e | %.0f %s/s | ETA %s",
+                static_cast<long long>(step), static_cast<long long>(total), loss, local_loss, lr,
+                rate, task.item_unit(), format_duration(eta).c_str());
+  rank_line(logs, line);
   prog.window_start = Clock::now();
   prog.window_items = 0;
 }
 
-Json run_eval(Task& task, int64_t step, io::MetricsLog& log, bool rank0) {
+Json run_eval(Task& task, int64_t step, Logs& logs) {
   task.model().eval();
   Json ev;
   {
@@ -68,8 +104,9 @@ Json run_eval(Task& task, int64_t step, io::MetricsLog& log, bool rank0) {
     ev = task.evaluate();
   }
   task.model().train();
-  log.write(Json{{"step", step}, {"eval", ev}});
-  if (rank0) {
+  logs.metrics.write(Json{{"step", step}, {"eval", ev}});
+  rank_line(logs, str_cat("eval  step ", step, ": ", ev.dump()));
+  if (logs.rank0) {
     std::printf("eval  step %lld: %s\n", static_cast<long long>(step), ev.dump().c_str());
     std::fflush(stdout);
   }
@@ -109,19 +146,77 @@ LoopSettings loop_settings(const Json& cfg, const Task& task) {
   return s;
 }
 
+/// Gradients averaged over the ranks: where they live and how they are spread.
+struct AveragedGrads {
+  std::vector<Tensor> params;  // whose .grad holds them
+  dist::GradSharding sharding;
+};
+
+/// Averages this step's gradients: DataParallel leaves the full average on every parameter
+/// (replicated), ZeRO reduce-scatters it into this rank's shards (sharded).
+AveragedGrads average_gradients(TrainParts& parts, const std::vector<Tensor>& params) {
+  if (parts.zero) {
+    dist::Timeline::Scope span(parts.timeline.get(), "reduce_scatter gradients", "comm");
+    parts.zero->reduce_gradients();
+    return {parts.zero->shard_parameters(), dist::GradSharding::sharded};
+  }
+  parts.dp->finish_gradients();
+  return {params, dist::GradSharding::replicated};
+}
+
 /// One optimizer step at 0-based `step`; returns the loss (with its graph freed).
-Tensor train_step(TrainParts& parts, int64_t step, double clip, std::vector<Tensor>& params,
+Tensor train_step(TrainParts& parts, int64_t step, double clip, const std::vector<Tensor>& params,
                   double& lr) {
   lr = parts.lr_at(step);
-  for (auto& g : parts.optimizer->groups()) g.lr = lr;
-  parts.optimizer->zero_grad();
+  for (auto& g : parts.step_optimizer().groups()) g.lr = lr;
+  if (parts.zero) {
+    parts.zero->zero_grad();
+  } else {
+    parts.optimizer->zero_grad();
+  }
   parts.comm->set_step(step);
-  Tensor loss = parts.task->train_loss();
-  loss.backward();
-  parts.dp->finish_gradients();  // gradients are now averaged over the ranks
-  if (clip > 0) optim::clip_grad_norm_(params, clip);
-  parts.optimizer->step();
+  Tensor loss;
+  {
+    dist::Timeline::Scope span(parts.timeline.get(), "forward+backward", "compute");
+    loss = parts.task->train_loss();
+    loss.backward();
+  }
+  AveragedGrads grads = average_gradients(parts, params);
+  // One clipping path for both layouts: the norm is global over ranks either way.
+  if (clip > 0) dist::clip_grad_norm_(grads.params, clip, 2.0, *parts.comm, grads.sharding);
+  if (parts.zero) {
+    // The update of this rank's shard, then the all-gather of the parameters.
+    dist::Timeline::Scope span(parts.timeline.get(), "shard update + all_gather", "comm");
+    parts.zero->step();
+  } else {
+    dist::Timeline::Scope span(parts.timeline.get(), "optimizer step", "compute");
+    parts.optimizer->step();
+  }
   return loss;
+}
+
+/// ZeRO shards the optimizer state over the ranks, and checkpoints hold only replicated
+/// state so far: a ZeRO run that would save or resume stops here instead of resuming wrongly.
+void check_zero_checkpoints(const TrainParts& parts, const io::Checkpoint* resume,
+                            int64_t ckpt_every, bool stops_early) {
+  if (!parts.zero) return;
+  check(resume == nullptr && ckpt_every == 0 && !stops_early,
+        "[train] parallel.zero: checkpoints of the sharded optimizer state are not supported "
+        "yet; set checkpoint.every=0, leave train.stop_at_step at 0 and --resume none, or turn "
+        "parallel.zero off");
+}
+
+/// Writes this rank's Chrome trace to <trace.path>.rank<N>.json (trace.path set).
+void write_trace(const TrainParts& parts, const Json& cfg, const LaunchEnv& env) {
+  if (!parts.timeline) return;
+  std::filesystem::path path =
+      str_cat(get<std::string>(cfg, "trace.path"), ".rank", env.rank, ".json");
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  parts.timeline->write_chrome_trace(path.string());
+  if (env.rank == 0) {
+    std::printf("trace: wrote %s.rank<N>.json (one per rank; open in ui.perfetto.dev)\n",
+                get<std::string>(cfg, "trace.path").c_str());
+  }
 }
 
 /// The loss averaged over the ranks, for logging.
@@ -151,13 +246,14 @@ int64_t start_from(TrainParts& parts, const io::Checkpoint* resume, const std::s
 TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
                   const io::Checkpoint* resume) {
   Task& task = *parts.task;
-  bool rank0 = env.rank == 0;
   std::string metrics =
-      rank0 ? (std::filesystem::path(get<std::string>(cfg, "run_dir")) / "metrics.jsonl").string()
-            : "";
+      env.rank == 0
+          ? (std::filesystem::path(get<std::string>(cfg, "run_dir")) / "metrics.jsonl").string()
+          : "";
   LoopSettings ls = loop_settings(cfg, task);
+  check_zero_checkpoints(parts, resume, ls.ckpt_every, ls.stop < ls.total);
   int64_t start = start_from(parts, resume, metrics);
-  io::MetricsLog log(metrics);
+  Logs logs = open_logs(cfg, env, metrics);
   std::vector<Tensor> params = task.model().trainable_parameters();
   Checkpointer saver(cfg, env);
   TrainResult result;
@@ -174,17 +270,20 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
       result.last_loss = mean_loss(*parts.comm, loss);
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
-      report(task, done, ls.total, result.last_loss, lr, prog, log, rank0);
+      report(task, done, ls.total, result.last_loss, loss.item(), lr, prog, logs);
     }
     bool epoch_end = ls.by_epoch && done % ls.per_epoch == 0;
     if (epoch_end) task.next_epoch();
     if ((ls.eval_every > 0 && done % ls.eval_every == 0) || (ls.eval_every == 0 && epoch_end)) {
-      result.final_eval = run_eval(task, done, log, rank0);
+      result.final_eval = run_eval(task, done, logs);
     }
     // A stop signal ends the run here, on every rank at the same step.
     result.signal = done < ls.stop ? agreed_signal(*parts.comm) : 0;
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
     if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
+      // Every rank gets here together, so a ZeRO run stops on all of them.
+      check(!parts.zero, "[train] stop signal ", result.signal, " after step ", done,
+            ": parallel.zero runs cannot checkpoint yet, so this run ends without one");
       // After the eval: the state saved is the state the next step starts from.
       saver.save(parts, done, done / ls.per_epoch);
     }
@@ -196,8 +295,9 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
   result.stopped = result.steps < ls.total;
   if (start < result.steps && !result.stopped &&
       (result.final_eval.is_null() || (ls.eval_every > 0 && ls.total % ls.eval_every != 0))) {
-    result.final_eval = run_eval(task, ls.total, log, rank0);
+    result.final_eval = run_eval(task, ls.total, logs);
   }
+  write_trace(parts, cfg, env);
   result.seconds = std::chrono::duration<double>(Clock::now() - prog.start).count();
   return result;
 }

@@ -8,6 +8,8 @@
 #include "core/optim/optimizer.h"
 #include "distributed/communicator.h"
 #include "distributed/data_parallel.h"
+#include "distributed/timeline.h"
+#include "distributed/zero.h"
 #include "io/checkpoint.h"
 #include "launch/config.h"
 #include "launch/env.h"
@@ -27,18 +29,27 @@ struct TrainResult {
 struct TrainParts {
   std::shared_ptr<dist::Communicator> comm;  // the data-parallel group (size 1: one process)
   std::unique_ptr<Task> task;
-  std::unique_ptr<dist::DataParallel> dp;  // averages gradients over comm
+  // Plain data parallelism: dp averages the gradients, optimizer updates every parameter.
+  std::unique_ptr<dist::DataParallel> dp;
   std::unique_ptr<optim::Optimizer> optimizer;
-  std::function<double(int64_t)> lr_at;  // learning rate for a 0-based step
+  // parallel.zero: replaces dp and optimizer (both null then); its inner() optimizer holds
+  // this rank's shard of the state.
+  std::unique_ptr<dist::ZeroOptimizer> zero;
+  std::function<double(int64_t)> lr_at;      // learning rate for a 0-based step
+  std::shared_ptr<dist::Timeline> timeline;  // trace.path: this rank's spans; else null
+
+  /// The optimizer whose groups take the learning rate (ZeRO: the shard optimizer).
+  optim::Optimizer& step_optimizer() { return zero ? zero->inner() : *optimizer; }
 };
 
 /// The number of optimizer steps a run makes: train.max_steps, else epochs * steps per epoch.
 int64_t total_steps(const Json& cfg, const Task& task);
 
 /// Runs training as configured (train.epochs or train.max_steps), writing
-/// <run_dir>/metrics.jsonl and printing progress on rank 0. With `resume`, the run continues
-/// from that checkpoint's step exactly as if it had never stopped; checkpoints are saved
-/// every checkpoint.every steps, at the end and at train.stop_at_step. A stop signal
+/// <run_dir>/metrics.jsonl and printing progress on rank 0 (log.per_rank: every rank also
+/// writes <run_dir>/rank<N>.log; trace.path: <path>.rank<N>.json at the end). With `resume`, the
+/// run continues from that checkpoint's step exactly as if it had never stopped; checkpoints are
+/// saved every checkpoint.every steps, at the end and at train.stop_at_step. A stop signal
 /// (launch/signals.h) ends the run at the next step boundary, after a checkpoint.
 TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
                   const io::Checkpoint* resume = nullptr);

@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libjpeg62-turbo-dev
   python3 python3-h5py python3-numpy
   dataset-fashion-mnist fortunes
+  slurm-wlm slurmctld slurmd slurm-client munge
 )
 [ "${1:-}" = "--torch" ] && packages+=(python3-torch)
 missing=()

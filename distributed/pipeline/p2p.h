@@ -1,0 +1,59 @@
+// Point-to-point transfer of activations and their gradients between pipeline stages, as
+// autograd ops over the Communicator: backward through a receive sends the gradient back,
+// and backward through a send receives it.
+#pragma once
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "distributed/communicator.h"
+
+namespace strata::dist::pipeline {
+
+/// Asynchronous sends still in flight, with the tensors they read (kept alive until waited).
+class PendingSends {
+ public:
+  void add(WorkPtr work, Tensor keep_alive);
+  /// Waits for every send; throws the Communicator's timeout error naming the send.
+  void wait_all(Timeout timeout);
+  size_t size() const { return works_.size(); }
+
+ private:
+  std::vector<std::pair<WorkPtr, Tensor>> works_;
+};
+
+struct SendState;
+/// A sent activation. `token` (0-d) is the loss-like root of this stage's backward:
+/// backward from it receives the gradient (unless recv_grad already did) and continues into
+/// the graph that produced the activation.
+struct SentActivation {
+  Tensor token;
+  std::shared_ptr<SendState> state;
+};
+
+/// Sends x (a shape header, then the data) to `peer` without blocking; its gradient will
+/// come back from `peer` with `grad_tag`.
+SentActivation send_activation(Communicator& comm, const Tensor& x, int peer, int tag, int grad_tag,
+                               const std::shared_ptr<PendingSends>& pending);
+/// Receives the gradient of a sent activation now (blocking), for its backward to use.
+void recv_grad(Communicator& comm, SentActivation& sent);
+
+struct RecvState;
+/// A received activation: `value` is a leaf-like tensor whose backward sends its gradient
+/// to the peer that sent it.
+struct ReceivedActivation {
+  Tensor value;
+  std::shared_ptr<RecvState> state;
+};
+
+/// Receives an activation sent by send_activation (blocking). With requires_grad, backward
+/// through `value` sends its gradient to `peer` with `grad_tag` (asynchronously).
+ReceivedActivation recv_activation(Communicator& comm, int peer, int tag, int grad_tag,
+                                   const std::shared_ptr<PendingSends>& pending,
+                                   bool requires_grad = true);
+/// Sends zeros as the gradient when backward never reached `received` (an unused input), so
+/// that the peer never waits; does nothing when the gradient was sent.
+void finish_grad_send(Communicator& comm, ReceivedActivation& received);
+
+}  // namespace strata::dist::pipeline

@@ -1,6 +1,7 @@
 // Checkpoint file format, version 1 (docs/checkpoint-format.md): groups model/, optimizer/,
-// rng/, sampler/, schedule/ and extra/ of named datasets, root attributes for the metadata
-// and a manifest, and a CRC-32 attribute on every dataset.
+// rng/, sampler/ (rank 0's streams; rng/rank<N>/ and sampler/rank<N>/ for the other ranks),
+// schedule/ and extra/ of named datasets, root attributes for the metadata and a manifest,
+// and a CRC-32 attribute on every dataset.
 #include "io/checkpoint.h"
 
 #include <array>
@@ -139,6 +140,18 @@ void put(H5File& file, Json& manifest, const std::string& group, const std::stri
   manifest.push_back(full);
 }
 
+/// Writes one rank's streams: rng<sub>/<name> and sampler<sub>/<name> (`sub` is "" for rank
+/// 0, "/rank<N>" for the others).
+void put_streams(H5File& file, Json& manifest, const std::string& sub, const RankStreams& r) {
+  for (const auto& [name, s] : r.rng) {
+    put(file, manifest, "rng" + sub, name,
+        from_vector<int64_t>({static_cast<int64_t>(s.seed), static_cast<int64_t>(s.offset)}, {2}));
+  }
+  for (const auto& [name, s] : r.samplers) {
+    put(file, manifest, "sampler" + sub, name, from_vector<int64_t>({s.epoch, s.cursor}, {2}));
+  }
+}
+
 /// Opens `path` and checks that it is a strata checkpoint of a version this build reads.
 H5File open_checked(const std::string& path) {
   std::optional<H5File> file;
@@ -215,8 +228,29 @@ std::vector<int64_t> pair_of(const Tensor& t, const std::string& path, const std
   return t.to_vector<int64_t>();
 }
 
-/// Places a verified dataset into its field of `ckpt` by group.
-void route(Checkpoint& ckpt, const std::string& path, const std::string& full, Tensor t) {
+/// The streams `name` ("data" or "rank<N>/data") belongs to: `rank0` or ckpt.other_ranks[N-1].
+/// Strips "rank<N>/" from `name`.
+RankStreams& streams_of(Checkpoint& ckpt, RankStreams& rank0, const std::string& path,
+                        const std::string& full, std::string& name) {
+  size_t slash = name.find('/');
+  if (slash == std::string::npos) return rank0;
+  std::string sub = name.substr(0, slash);
+  int64_t rank = 0;
+  auto [end, ec] =
+      std::from_chars(sub.data() + std::min<size_t>(4, sub.size()), sub.data() + sub.size(), rank);
+  check(sub.rfind("rank", 0) == 0 && ec == std::errc() && end == sub.data() + sub.size() &&
+            rank >= 1 && rank < (1 << 20) && name.find('/', slash + 1) == std::string::npos,
+        "[checkpoint] ", path, ": dataset '", full,
+        "' is not a rank's stream (expected <group>/<name> or <group>/rank<N>/<name>)");
+  if (ckpt.other_ranks.size() < static_cast<size_t>(rank)) ckpt.other_ranks.resize(rank);
+  name = name.substr(slash + 1);
+  return ckpt.other_ranks[rank - 1];
+}
+
+/// Places a verified dataset into its field of `ckpt` by group; rank 0's streams gather in
+/// `rank0` (moved into ckpt.rng and ckpt.samplers at the end).
+void route(Checkpoint& ckpt, RankStreams& rank0, const std::string& path, const std::string& full,
+           Tensor t) {
   size_t slash = full.find('/');
   check(slash != std::string::npos, "[checkpoint] ", path, ": unexpected top-level dataset '", full,
         "'");
@@ -227,12 +261,14 @@ void route(Checkpoint& ckpt, const std::string& path, const std::string& full, T
     ckpt.optimizer[name] = t;
   } else if (group == "extra") {
     ckpt.extra[name] = t;
-  } else if (group == "rng") {
+  } else if (group == "rng" || group == "sampler") {
     auto v = pair_of(t, path, full);
-    ckpt.rng[name] = {static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])};
-  } else if (group == "sampler") {
-    auto v = pair_of(t, path, full);
-    ckpt.samplers[name] = {v[0], v[1]};
+    RankStreams& r = streams_of(ckpt, rank0, path, full, name);
+    if (group == "rng") {
+      r.rng[name] = {static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])};
+    } else {
+      r.samplers[name] = {v[0], v[1]};
+    }
   } else if (group == "schedule") {
     check(name == "step" && t.numel() == 1 && static_cast<int64_t>(t.item()) == ckpt.step,
           "[checkpoint] ", path, ": dataset '", full, "' disagrees with the step attribute ",
@@ -295,12 +331,9 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   Json manifest = Json::array();
   for (const auto& [name, t] : ckpt.model) put(file, manifest, "model", name, t);
   for (const auto& [name, t] : ckpt.optimizer) put(file, manifest, "optimizer", name, t);
-  for (const auto& [name, s] : ckpt.rng) {
-    put(file, manifest, "rng", name,
-        from_vector<int64_t>({static_cast<int64_t>(s.seed), static_cast<int64_t>(s.offset)}, {2}));
-  }
-  for (const auto& [name, s] : ckpt.samplers) {
-    put(file, manifest, "sampler", name, from_vector<int64_t>({s.epoch, s.cursor}, {2}));
+  put_streams(file, manifest, "", {ckpt.rng, ckpt.samplers});
+  for (size_t r = 0; r < ckpt.other_ranks.size(); ++r) {
+    put_streams(file, manifest, str_cat("/rank", r + 1), ckpt.other_ranks[r]);
   }
   put(file, manifest, "schedule", "step",
       scalar_tensor(static_cast<double>(ckpt.step), DType::i64));
@@ -329,9 +362,12 @@ Checkpoint read_checkpoint(const std::string& path) {
   ckpt.epoch = info.epoch;
   ckpt.config = info.config;
   ckpt.layout = info.layout;
+  RankStreams rank0;
   for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
-    route(ckpt, path, name, read_verified(file, name));
+    route(ckpt, rank0, path, name, read_verified(file, name));
   }
+  ckpt.rng = std::move(rank0.rng);
+  ckpt.samplers = std::move(rank0.samplers);
   return ckpt;
 }
 

@@ -19,6 +19,13 @@ namespace strata::io {
 inline constexpr const char* kCheckpointFormat = "strata-checkpoint";
 inline constexpr int64_t kCheckpointVersion = 1;
 
+/// One data-parallel rank's random streams and sampler positions (they differ by rank: the
+/// char LM's batch stream is seeded with the rank, and each rank has its own shard cursor).
+struct RankStreams {
+  std::map<std::string, Generator::State> rng;
+  std::map<std::string, Sampler::State> samplers;
+};
+
 /// The state of a run at a step boundary. Tensors may be live views (a synchronous save) or
 /// host copies (a snapshot); reads always return fresh host tensors.
 struct Checkpoint {
@@ -28,8 +35,11 @@ struct Checkpoint {
   nlohmann::json layout = nlohmann::json::object();  // world size and parallel layout
   std::map<std::string, Tensor> model;               // parameters and buffers by dotted name
   std::map<std::string, Tensor> optimizer;      // Optimizer::state_dict() ("0.3.exp_avg", "step")
-  std::map<std::string, Generator::State> rng;  // every random stream by name
-  std::map<std::string, Sampler::State> samplers;
+  std::map<std::string, Generator::State> rng;  // rank 0's random streams by name
+  std::map<std::string, Sampler::State> samplers;  // rank 0's samplers by name
+  // Ranks 1, 2, ... of a data-parallel run (rng/rank<N>/ and sampler/rank<N>/ in the file);
+  // empty for one process and in files written before per-rank streams.
+  std::vector<RankStreams> other_ranks;
   std::map<std::string, Tensor> extra;  // a hook for more state (e.g. a MoCo queue)
 };
 

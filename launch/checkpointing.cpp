@@ -1,5 +1,6 @@
 // What a checkpoint holds for a training run, and how a run picks the one to resume from.
-// Random streams are named "init"/"data" (the task's) and "model.<module>" (dropout layers).
+// Random streams are named "init"/"data" (the task's) and "model.<module>" (dropout layers);
+// every rank's streams and sampler positions are gathered to rank 0 and saved.
 #include "launch/checkpointing.h"
 
 #include <chrono>
@@ -31,6 +32,43 @@ std::map<std::string, io::Sampler*> live_samplers(TrainParts& parts) {
   return out;
 }
 
+/// Every rank's streams, in rank order, on every rank. A collective: all ranks call it at the
+/// same step boundary (they share the task, so the names and their order agree).
+std::vector<io::RankStreams> gather_streams(TrainParts& parts) {
+  auto gens = live_generators(parts);
+  auto samplers = live_samplers(parts);
+  std::vector<int64_t> mine;  // [seed, offset] per generator, then [epoch, cursor] per sampler
+  for (auto& [name, g] : gens) {
+    mine.push_back(static_cast<int64_t>(g->state().seed));
+    mine.push_back(static_cast<int64_t>(g->state().offset));
+  }
+  for (auto& [name, s] : samplers) {
+    mine.push_back(s->state().epoch);
+    mine.push_back(s->state().cursor);
+  }
+  int world = parts.comm->size();
+  auto k = static_cast<int64_t>(mine.size());
+  std::vector<int64_t> all = mine;
+  if (world > 1 && k > 0) {
+    Tensor out = empty({world * k}, DType::i64);
+    parts.comm->all_gather(from_vector<int64_t>(mine, {k}), out);
+    all = out.to_vector<int64_t>();
+  }
+  std::vector<io::RankStreams> ranks(world);
+  for (int r = 0; r < world; ++r) {
+    const int64_t* v = all.data() + r * k;
+    for (auto& [name, g] : gens) {
+      ranks[r].rng[name] = {static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])};
+      v += 2;
+    }
+    for (auto& [name, s] : samplers) {
+      ranks[r].samplers[name] = {v[0], v[1]};
+      v += 2;
+    }
+  }
+  return ranks;
+}
+
 /// Checks that the names in a checkpoint and in this run agree, then applies each.
 template <class Live, class Saved, class Apply>
 void restore_named(const std::map<std::string, Live*>& live,
@@ -42,8 +80,52 @@ void restore_named(const std::map<std::string, Live*>& live,
   for (const auto& [name, value] : saved) {
     check(live.count(name), "[resume] the checkpoint's ", what, " '", name,
           "' has no counterpart in this run; was it written with another model or task?");
-    apply(*live.at(name), value);
+    apply(name, *live.at(name), value);
   }
+}
+
+/// A sampler position saved by `saved_world` ranks, for one of `world` ranks: every rank's
+/// cursor counts samples of its shard, so the ranks together have taken cursor * saved_world
+/// samples of the epoch's global order, and each new rank starts at that global position.
+io::Sampler::State reshard(const std::string& name, io::Sampler::State s, int64_t saved_world,
+                           int64_t world) {
+  int64_t global = s.cursor * saved_world;
+  check(global % world == 0, "[resume] sampler '", name, "': the checkpoint's ", saved_world,
+        " ranks had taken ", global, " samples of epoch ", s.epoch, ", which ", world,
+        " ranks cannot split evenly; resume with a world size that divides ", global);
+  return {s.epoch, global / world};
+}
+
+/// Restores this rank's random streams and sampler positions (docs/checkpoint-format.md,
+/// "Resuming on another layout"). On the layout that wrote the checkpoint every rank gets its own
+/// streams back. Otherwise rank r continues the saved rank r's streams, a rank the checkpoint
+/// lacks continues its own seed from rank 0's offset (streams shared by all ranks, like
+/// "init", come out identical to rank 0's; per-rank ones stay distinct), and samplers move
+/// through the global position so the ranks together continue the same global order.
+void restore_streams(TrainParts& parts, const io::Checkpoint& ckpt) {
+  int rank = parts.comm->rank();
+  int64_t world = parts.comm->size();
+  int64_t saved_world = ckpt.layout.value("world_size", int64_t{1});
+  const io::RankStreams rank0{ckpt.rng, ckpt.samplers};
+  bool own = static_cast<size_t>(rank) <= ckpt.other_ranks.size();
+  const io::RankStreams& saved = rank == 0 || !own ? rank0 : ckpt.other_ranks[rank - 1];
+  bool same_layout = own && world == saved_world;
+  if (rank == 0 && world != saved_world) {
+    std::printf(
+        "resume: the checkpoint was written by %lld ranks, this run has %lld: samplers "
+        "continue at the same global position; rank r continues rank r's random "
+        "streams (a new rank: its own seed at rank 0's offset)\n",
+        static_cast<long long>(saved_world), static_cast<long long>(world));
+    std::fflush(stdout);
+  }
+  restore_named(live_generators(parts), saved.rng, "random stream",
+                [own](const std::string&, Generator& g, const Generator::State& s) {
+                  g.set_state(own ? s : Generator::State{g.seed(), s.offset});
+                });
+  restore_named(live_samplers(parts), saved.samplers, "sampler",
+                [&](const std::string& name, io::Sampler& s, const io::Sampler::State& st) {
+                  s.set_state(same_layout ? st : reshard(name, st, saved_world, world));
+                });
 }
 
 /// Dotted keys whose values differ between the checkpoint's config and this run's.
@@ -118,8 +200,11 @@ io::Checkpoint capture_checkpoint(TrainParts& parts, const Json& cfg, const Laun
                   {"launcher", env.launcher}};
   c.model = parts.task->model().state_dict();
   c.optimizer = parts.optimizer->state_dict();
-  for (auto& [name, gen] : live_generators(parts)) c.rng[name] = gen->state();
-  for (auto& [name, s] : live_samplers(parts)) c.samplers[name] = s->state();
+  std::vector<io::RankStreams> ranks = gather_streams(parts);
+  c.rng = std::move(ranks[0].rng);
+  c.samplers = std::move(ranks[0].samplers);
+  c.other_ranks.assign(std::make_move_iterator(ranks.begin() + 1),
+                       std::make_move_iterator(ranks.end()));
   c.extra = parts.task->extra_state();
   return c;
 }
@@ -151,9 +236,10 @@ void Checkpointer::poll() {
 }
 
 void Checkpointer::save(TrainParts& parts, int64_t step, int64_t epoch) {
-  if (!enabled_) return;
   started_ = std::chrono::steady_clock::now();
+  // Every rank takes part (the streams are gathered); rank 0 writes.
   io::Checkpoint ckpt = capture_checkpoint(parts, cfg_, env_, step, epoch);
+  if (!enabled_) return;
   if (async_) {
     async_->save(ckpt);  // waits for the previous save: at most one in flight
     return;
@@ -183,10 +269,7 @@ void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt) {
     throw Error(
         str_cat("[resume] the checkpoint does not fit this run's model or optimizer: ", e.what()));
   }
-  restore_named(live_generators(parts), ckpt.rng, "random stream",
-                [](Generator& g, const Generator::State& s) { g.set_state(s); });
-  restore_named(live_samplers(parts), ckpt.samplers, "sampler",
-                [](io::Sampler& s, const io::Sampler::State& st) { s.set_state(st); });
+  restore_streams(parts, ckpt);
   parts.task->load_extra_state(ckpt.extra);
 }
 

@@ -14,7 +14,8 @@
 namespace strata::launch {
 
 /// A checkpoint of `parts` after `step` optimizer steps. Tensors are the live state (no
-/// copies): write it before the next step changes them.
+/// copies): write it before the next step changes them. A collective: every rank calls it at
+/// the same step boundary, and each gets every rank's random streams and sampler positions.
 io::Checkpoint capture_checkpoint(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
                                   int64_t step, int64_t epoch);
 
@@ -22,7 +23,7 @@ io::Checkpoint capture_checkpoint(TrainParts& parts, const Json& cfg, const Laun
 /// newest checkpoint.keep), on the calling thread or, with checkpoint.async, in the background.
 class Checkpointer {
  public:
-  /// Only rank 0 writes (single-process runs until sharded state arrives).
+  /// Only rank 0 writes; save() is a collective (every rank's streams are gathered).
   Checkpointer(const Json& cfg, const LaunchEnv& env);
   /// Call at every step boundary: reports a finished background save, or stops the run with
   /// its error.
@@ -44,6 +45,8 @@ class Checkpointer {
 
 /// Loads everything in `ckpt` into `parts`. Names must match exactly (model, optimizer,
 /// random streams, samplers, extra state); errors start with "[resume]" and name the key.
+/// Each rank restores its own streams; on another world size samplers continue at the same
+/// global position (docs/checkpoint-format.md, "Resuming on another layout").
 void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt);
 
 /// Resolves --resume: "none" (or "") starts fresh, "auto" takes the newest valid checkpoint

@@ -133,6 +133,39 @@ TEST(Checkpoint, EveryFieldRoundTripsBitForBit) {
   EXPECT_EQ(r.samplers["train"].cursor, 128);
 }
 
+TEST(Checkpoint, EveryRanksStreamsRoundTrip) {
+  std::string path = temp_dir("ranks") + "/c.h5";
+  Checkpoint c = sample_checkpoint();
+  c.layout = {{"world_size", 3}};
+  c.rng["data"] = {11, 40};
+  for (uint64_t r = 1; r < 3; ++r) {
+    RankStreams s;
+    s.rng["init"] = c.rng["init"];
+    s.rng["data"] = {11 + r * 0x9E3779B97F4A7C15ull, 40};
+    s.rng["model.drop"] = c.rng["model.drop"];
+    s.samplers["train"] = {3, static_cast<int64_t>(128 + r)};
+    c.other_ranks.push_back(s);
+  }
+  write_checkpoint(path, c);
+  Checkpoint r = read_checkpoint(path);
+  EXPECT_EQ(r.rng, c.rng);
+  ASSERT_EQ(r.other_ranks.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(r.other_ranks[k].rng, c.other_ranks[k].rng) << "rank " << k + 1;
+    EXPECT_EQ(r.other_ranks[k].samplers.at("train").cursor, static_cast<int64_t>(129 + k));
+  }
+  // Rank 0 keeps the version-1 names; the others are under rank<N>/.
+  {
+    H5File f(path, H5File::Mode::read);
+    EXPECT_TRUE(f.has("rng/data"));
+    EXPECT_TRUE(f.has("rng/rank2/data"));
+    EXPECT_TRUE(f.has("sampler/rank1/train"));
+  }
+  // A one-process checkpoint has no rank groups at all.
+  write_checkpoint(path, sample_checkpoint());
+  EXPECT_TRUE(read_checkpoint(path).other_ranks.empty());
+}
+
 TEST(Checkpoint, InspectListsNamesShapesAndDtypes) {
   std::string path = temp_dir("inspect") + "/c.h5";
   write_checkpoint(path, sample_checkpoint(42));

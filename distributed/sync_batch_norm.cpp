@@ -9,22 +9,7 @@
 #include "core/ops/reduce.h"
 
 namespace strata::dist {
-namespace {
-
-/// (1, C, 1, ...) for broadcasting a per-channel (C) tensor against x (N, C, ...).
-Shape channel_shape(const Tensor& x) {
-  Shape s(x.dim(), 1);
-  s[1] = x.size(1);
-  return s;
-}
-
-std::vector<int64_t> non_channel_dims(const Tensor& x) {
-  std::vector<int64_t> dims{0};
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  return dims;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Tensor all_reduce_sum(const Tensor& x, Communicator& comm) {
   check(x.defined() && (x.dtype() == DType::f32 || x.dtype() == DType::f64), "[all_reduce_sum] ",

@@ -40,20 +40,6 @@ Tensor flat_param(const Tensor& p, int64_t n) {
   return p.defined() ? p.detach().contiguous().reshape({n}) : Tensor();
 }
 
-/// (1, C, 1, ...) for broadcasting a per-channel (C) tensor against x (N, C, ...).
-Shape channel_shape(const Tensor& x) {
-  Shape s(x.dim(), 1);
-  s[1] = x.size(1);
-  return s;
-}
-
-/// Every dim of x except the channel dim 1.
-std::vector<int64_t> non_channel_dims(const Tensor& x) {
-  std::vector<int64_t> dims{0};
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  return dims;
-}
-
 /// d(normalise(x))/dx applied to gh (the gradient w.r.t. xhat), with differentiable ops;
 /// the statistics are over `dims`, biased variance.
 Tensor normalize_backward_ops(const Tensor& x, const Tensor& gh, const std::vector<int64_t>& dims,
@@ -148,6 +134,20 @@ Grads batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& x3, co
 }
 
 }  // namespace
+
+/// (1, C, 1, ...) for broadcasting a per-channel (C) tensor against x (N, C, ...).
+Shape channel_shape(const Tensor& x) {
+  Shape s(x.dim(), 1);
+  s[1] = x.size(1);
+  return s;
+}
+
+/// Every dim of x except the channel dim 1.
+std::vector<int64_t> non_channel_dims(const Tensor& x) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
 
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {

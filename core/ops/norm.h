@@ -22,4 +22,9 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 /// Per-sample, per-channel normalisation of x (N, C, ...); weight/bias (C) or undefined.
 Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 
+/// (1, C, 1, ...): the shape that broadcasts a per-channel (C) tensor against x (N, C, ...).
+Shape channel_shape(const Tensor& x);
+/// Every dim of x except the channel dim 1: the dims batch statistics reduce over.
+std::vector<int64_t> non_channel_dims(const Tensor& x);
+
 }  // namespace strata

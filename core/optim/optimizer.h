@@ -14,11 +14,11 @@ namespace strata::optim {
 struct ParamGroup {
   std::vector<Tensor> params;
   /// Unset: the optimizer's default. Set by the optimizer at construction, so always set after.
-  std::optional<double> lr;
-  std::optional<double> weight_decay;
+  std::optional<double> lr{};
+  std::optional<double> weight_decay{};
   /// Optimizer-specific overrides (e.g. "momentum"; booleans as 0/1). Missing keys take the
   /// optimizer's defaults; unknown keys are an Error at construction and at step.
-  std::map<std::string, double> options;
+  std::map<std::string, double> options{};
 };
 
 class Optimizer {

@@ -12,19 +12,9 @@ job=$3
 n=12
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-case $job in
-  lenet|lenet_async)
-    args=(--config "$src/configs/lenet5_fashion_mnist.json" --set train.batch_size=32
-          --set schedule.warmup_steps=4)
-    [ "$job" = lenet_async ] && args+=(--set checkpoint.async=true) ;;
-  gpt)
-    args=(--config "$src/configs/char_gpt_fortunes.json"
-          --set data.path="$src/../shared/data/tinyshakespeare.txt" --set model.n_layer=2
-          --set model.n_embd=64 --set model.n_head=4 --set model.block_size=32
-          --set model.dropout=0.2 --set train.batch_size=8 --set data.eval_batches=2
-          --set schedule.warmup_steps=4) ;;
-  *) echo "unknown job $job"; exit 1 ;;
-esac
+# shellcheck source=tests/e2e/resume_jobs.sh
+source "$(dirname "$0")/resume_jobs.sh"
+job_args "$job" "$src"
 # Same threads in both runs: reductions are deterministic for a fixed thread count.
 args+=(--set train.max_steps=$((2 * n)) --set train.log_every=1 --set threads=2
        --set checkpoint.every=5 --set checkpoint.keep=2)

@@ -2,13 +2,17 @@
 """PyTorch side of bench/compare_cpu.sh: the same training steps as strata_cpu_bench,
 one JSON line per case. Run with Debian's python3-torch: /usr/bin/python3 torch_bench.py"""
 import json
-import math
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "golden"))
+from torch_models import GPT, LeNet5  # noqa: E402  (shared with the golden fixtures)
 
 
 def measure(step, warmup, seconds):
@@ -21,60 +25,6 @@ def measure(step, warmup, seconds):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and n >= 3:
             return n / elapsed
-
-
-class LeNet5(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-
-class Block(nn.Module):
-    def __init__(self, c, h):
-        super().__init__()
-        self.h = h
-        self.ln_1, self.ln_2 = nn.LayerNorm(c), nn.LayerNorm(c)
-        self.c_attn, self.c_proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
-        self.fc, self.proj = nn.Linear(c, 4 * c), nn.Linear(4 * c, c)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True) if hasattr(
-            F, "scaled_dot_product_attention") else manual_attention(q, k, v)
-        x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.proj(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
-
-
-def manual_attention(q, k, v):
-    T = q.shape[-2]
-    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
-    att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-    return att @ v
-
-
-class GPT(nn.Module):
-    def __init__(self, vocab, T, layers, c, h):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(vocab, c), nn.Embedding(T, c)
-        self.h = nn.ModuleList(Block(c, h) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(c)
-
-    def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for b in self.h:
-            x = b(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
 
 
 class BasicBlock(nn.Module):

@@ -6,7 +6,6 @@ Run with Debian's PyTorch and h5py (torch 1.13 here):
 Every fixture is small (well under 1 MB) and committed. The C++ side rebuilds the same
 problem from the stored inputs, so only torch's results are trusted, not its RNG.
 """
-import math
 import os
 import sys
 
@@ -15,6 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import GPT, LeNet5  # noqa: E402  (the models live beside this script)
 
 torch.manual_seed(0)
 torch.set_default_dtype(torch.float64)
@@ -106,63 +108,6 @@ def write_schedules(f):
 
 
 # ---------------------------------------------------------------- models
-class LeNet5(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-
-class Attn(nn.Module):
-    def __init__(self, c, h):
-        super().__init__()
-        self.h, self.c_attn, self.c_proj = h, nn.Linear(c, 3 * c), nn.Linear(c, c)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.h)
-        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-        y = att.softmax(-1) @ v
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class Block(nn.Module):
-    def __init__(self, c, h):
-        super().__init__()
-        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(c), Attn(c, h), nn.LayerNorm(c)
-        self.fc, self.proj = nn.Linear(c, 4 * c), nn.Linear(4 * c, c)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.proj(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    """Mirrors models/gpt.cpp: names wte, wpe, h.N.{ln_1,attn.c_attn,attn.c_proj,ln_2,fc,proj},
-    ln_f; the head is tied to wte."""
-
-    def __init__(self, vocab, T, layers, c, h):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(vocab, c), nn.Embedding(T, c)
-        self.h = nn.ModuleList(Block(c, h) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(c)
-
-    def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for b in self.h:
-            x = b(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
-
-
 def write_model(f, model, inputs, loss):
     for name, p in model.state_dict().items():
         put(f, f"params/{name}", p)

@@ -29,8 +29,19 @@ Json common_defaults() {
       // async writes in a background thread while training goes on.
       {"checkpoint", {{"dir", ""}, {"every", 1000}, {"keep", 3}, {"async", false}}},
       // zero: ZeRO-1 (optimizer state sharded over the data-parallel ranks) instead of
-      // DataParallel plus a replicated optimizer.
-      {"parallel", {{"zero", false}}},
+      // DataParallel plus a replicated optimizer. pp: pipeline stages (dp = world size / pp),
+      // each step's batch split into `microbatches`, run by `schedule` (gpipe, 1f1b,
+      // interleaved with `virtual_stages` model chunks per stage); balance: blocks per virtual
+      // stage ([] = automatic, by parameter count); recompute: activation recomputation in
+      // each stage (one more forward per micro-batch, a fraction of the activation memory).
+      {"parallel",
+       {{"zero", false},
+        {"pp", 1},
+        {"microbatches", 1},
+        {"schedule", "1f1b"},
+        {"virtual_stages", 1},
+        {"balance", Json::array()},
+        {"recompute", false}}},
       // per_rank: every rank also writes <run_dir>/rank<N>.log with its own progress lines.
       {"log", {{"per_rank", false}}},
       // path "" = off; else each rank writes its Chrome trace to <path>.rank<N>.json.

@@ -1,6 +1,8 @@
 // Builds model, data, optimizer and schedule from the resolved config.
 #include "launch/recipes.h"
 
+#include <algorithm>
+
 #include "core/optim/adagrad.h"
 #include "core/optim/adam.h"
 #include "core/optim/rmsprop.h"
@@ -97,16 +99,62 @@ optim::SchedulePtr make_schedule(const Json& cfg, int64_t total) {
 
 }  // namespace
 
+namespace {
+
+/// Finds the tied weights of a pipelined task; on the last stage they are copies, left out of
+/// the optimizer (the owner's update is broadcast to them after each step).
+void collect_parameters(TrainParts& parts) {
+  std::vector<std::string> tied = parts.task->tied_weights();
+  if (parts.mesh.last_stage() && !parts.mesh.first_stage()) {
+    parts.tied_copies.insert(tied.begin(), tied.end());
+  }
+  for (auto& [name, p] : parts.task->model().named_parameters()) {
+    if (std::find(tied.begin(), tied.end(), name) != tied.end() && parts.mesh.tie) {
+      parts.tied.push_back(p);
+    }
+    if (p.requires_grad() && !parts.tied_copies.count(name)) parts.params.push_back(p);
+  }
+  check(parts.tied.size() == (parts.mesh.tie ? tied.size() : 0),
+        "[pipeline] a tied weight is missing on stage ", parts.mesh.stage);
+}
+
+/// The executor running this stage's model chunks (chunk c is virtual stage c * pp + stage),
+/// with parallel.recompute and the trace's compute and wait spans.
+std::unique_ptr<dist::pipeline::PipelineExecutor> make_pipeline(TrainParts& parts, bool recompute) {
+  const Mesh& mesh = parts.mesh;
+  std::vector<dist::pipeline::ChunkFn> chunks;
+  dist::pipeline::ExecutorOptions options{.recompute = recompute, .timeline = parts.timeline};
+  for (int64_t c = 0; c < mesh.schedule.virtual_stages; ++c) {
+    int64_t vs = c * mesh.pp + mesh.stage;
+    chunks.push_back([task = parts.task.get(), vs](const Tensor& input, int64_t microbatch) {
+      return task->pipeline_stage(vs, input, microbatch);
+    });
+    options.generators.push_back(parts.task->pipeline_stage_generators(vs));
+  }
+  return std::make_unique<dist::pipeline::PipelineExecutor>(*mesh.pipe, mesh.schedule,
+                                                            std::move(chunks), options);
+}
+
+}  // namespace
+
 TrainParts build_training(const Json& cfg, const LaunchEnv& env,
                           std::shared_ptr<dist::Communicator> comm) {
   check(get<std::string>(cfg, "device") == "cpu",
         "[config] device: only 'cpu' is available in "
         "this build; the CUDA backend arrives with issue 3");
   TrainParts parts;
+  parts.mesh = make_mesh(cfg, env, std::move(comm));
+  parts.world = parts.mesh.world;
+  parts.comm = parts.mesh.dp_group;
+  parts.pipe = parts.mesh.pipe;
   std::string task = get<std::string>(cfg, "task");
-  parts.task = task == "char_lm" ? make_char_lm_task(cfg, env) : make_classify_task(cfg, env);
-  parts.comm = std::move(comm);
-  std::vector<optim::ParamGroup> groups{{.params = parts.task->model().trainable_parameters()}};
+  parts.task =
+      task == "char_lm" ? make_char_lm_task(cfg, parts.mesh) : make_classify_task(cfg, parts.mesh);
+  check(!parts.mesh.pipelined() || parts.task->supports_pipeline(),
+        "[config] parallel.pp = ", parts.mesh.pp, ": task '", task,
+        "' cannot be split into pipeline stages; use task char_lm (a GPT) or parallel.pp=1");
+  collect_parameters(parts);
+  std::vector<optim::ParamGroup> groups{{.params = parts.params}};
   if (get<bool>(cfg, "parallel.zero")) {
     parts.zero = std::make_unique<dist::ZeroOptimizer>(
         std::move(groups), parts.comm, [&cfg](std::vector<optim::ParamGroup> shards) {
@@ -117,9 +165,14 @@ TrainParts build_training(const Json& cfg, const LaunchEnv& env,
     parts.optimizer = make_optimizer(cfg, std::move(groups));
   }
   if (!get<std::string>(cfg, "trace.path").empty()) {
-    parts.timeline = std::make_shared<dist::Timeline>(parts.comm->rank());
+    parts.timeline = std::make_shared<dist::Timeline>(parts.world->rank());
     if (parts.dp) parts.dp->set_timeline(parts.timeline);
   }
+  bool recompute = get<bool>(cfg, "parallel.recompute");
+  check(!recompute || parts.mesh.pipelined(),
+        "[config] parallel.recompute works per pipeline stage; set parallel.pp > 1 or leave it "
+        "off");
+  if (parts.mesh.pipelined()) parts.pipeline = make_pipeline(parts, recompute);
   double base = get<double>(cfg, "optim.lr");
   optim::SchedulePtr schedule = make_schedule(cfg, total_steps(cfg, *parts.task));
   parts.lr_at = [schedule, base](int64_t step) { return schedule->lr_at(step, base); };

@@ -42,6 +42,21 @@ class Task {
   virtual std::map<std::string, Tensor> extra_state() const { return {}; }
   /// Restores what extra_state() returned; the default accepts only nothing.
   virtual void load_extra_state(const std::map<std::string, Tensor>& state);
+
+  // Pipeline parallelism (parallel.pp > 1), for tasks whose model is a stack of blocks.
+  // model() is then this stage's share of the model.
+  virtual bool supports_pipeline() const { return false; }
+  /// Draws the next step's batch; every stage of a replica draws the same one.
+  virtual void begin_pipeline_step();
+  /// Virtual stage `vs` on micro-batch `microbatch` of that batch: the first takes no input,
+  /// each passes on its activation, the last returns the micro-batch's mean loss (0-d).
+  virtual Tensor pipeline_stage(int64_t vs, const Tensor& input, int64_t microbatch);
+  /// The random streams virtual stage `vs` draws from (its dropout layers), so that
+  /// activation recomputation can replay them.
+  virtual std::vector<Generator*> pipeline_stage_generators(int64_t /*vs*/) { return {}; }
+  /// Parameters that the first and the last stage both hold (a tied input embedding and
+  /// output head), by name: the first stage owns them, the last keeps an equal copy.
+  virtual std::vector<std::string> tied_weights() const { return {}; }
 };
 
 }  // namespace strata::launch

@@ -1,11 +1,16 @@
 // Classification and character-LM tasks.
 #include "launch/tasks.h"
 
+#include <tuple>
+
+#include "core/nn/embedding.h"
 #include "core/ops.h"
 #include "core/ops/loss.h"
+#include "distributed/pipeline/forward_only.h"
 #include "io/datasets.h"
 #include "io/sampler.h"
 #include "models/gpt.h"
+#include "models/gpt_pipeline.h"
 #include "models/lenet.h"
 
 namespace strata::launch {
@@ -13,7 +18,7 @@ namespace {
 
 class ClassifyTask final : public Task {
  public:
-  ClassifyTask(const Json& cfg, const LaunchEnv& env)
+  ClassifyTask(const Json& cfg, const Mesh& mesh)
       : batch_(get<int64_t>(cfg, "train.batch_size")),
         eval_batch_(get<int64_t>(cfg, "train.eval_batch_size")),
         mean_(get<double>(cfg, "data.mean")),
@@ -21,7 +26,7 @@ class ClassifyTask final : public Task {
         train_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "train")),
         test_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "test")),
         sampler_(train_.images.size(0), static_cast<uint64_t>(get<int64_t>(cfg, "seed")), true,
-                 env.rank, env.world_size),
+                 mesh.dp_rank, mesh.dp),
         init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))) {
     check(batch_ > 0 && eval_batch_ > 0,
           "[config] train.batch_size and train.eval_batch_size "
@@ -76,15 +81,28 @@ class ClassifyTask final : public Task {
   std::unique_ptr<models::LeNet5> model_;
 };
 
+models::GPTConfig gpt_config(const Json& cfg, int64_t vocab_size) {
+  models::GPTConfig g;
+  g.vocab_size = vocab_size;
+  g.block_size = get<int64_t>(cfg, "model.block_size");
+  g.n_layer = get<int64_t>(cfg, "model.n_layer");
+  g.n_head = get<int64_t>(cfg, "model.n_head");
+  g.n_embd = get<int64_t>(cfg, "model.n_embd");
+  g.dropout = get<double>(cfg, "model.dropout");
+  g.bias = get<bool>(cfg, "model.bias");
+  g.tie_weights = get<bool>(cfg, "model.tie_weights");
+  return g;
+}
+
 class CharLMTask final : public Task {
  public:
-  CharLMTask(const Json& cfg, const LaunchEnv& env)
+  CharLMTask(const Json& cfg, const Mesh& mesh)
       : batch_(get<int64_t>(cfg, "train.batch_size")),
         eval_batches_(get<int64_t>(cfg, "data.eval_batches")),
         corpus_(io::load_text(get<std::string>(cfg, "data.path"))),
-        data_gen_(static_cast<uint64_t>(get<int64_t>(cfg, "seed")) * 2 + 1 +
-                  static_cast<uint64_t>(env.rank) * 0x9E3779B97F4A7C15ull),
-        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))) {
+        data_gen_(static_cast<uint64_t>(get<int64_t>(cfg, "seed")) * 2 + 1),
+        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))),
+        mesh_(mesh) {
     double val = get<double>(cfg, "data.val_fraction");
     check(val > 0 && val < 1, "[config] data.val_fraction must be in (0, 1), got ", val);
     check(batch_ > 0 && eval_batches_ > 0,
@@ -92,16 +110,17 @@ class CharLMTask final : public Task {
           "must be positive");
     int64_t n = corpus_.tokens.numel();
     split_ = n - static_cast<int64_t>(static_cast<double>(n) * val);
-    models::GPTConfig g;
-    g.vocab_size = corpus_.vocab_size();
-    g.block_size = get<int64_t>(cfg, "model.block_size");
-    g.n_layer = get<int64_t>(cfg, "model.n_layer");
-    g.n_head = get<int64_t>(cfg, "model.n_head");
-    g.n_embd = get<int64_t>(cfg, "model.n_embd");
-    g.dropout = get<double>(cfg, "model.dropout");
-    g.bias = get<bool>(cfg, "model.bias");
-    g.tie_weights = get<bool>(cfg, "model.tie_weights");
-    model_ = std::make_unique<models::GPT>(g, init_);
+    models::GPTConfig g = gpt_config(cfg, corpus_.vocab_size());
+    if (!mesh.pipelined()) {
+      model_ = std::make_unique<models::GPT>(g, init_);
+      return;
+    }
+    int64_t m = mesh.schedule.microbatches;
+    check(batch_ % m == 0, "[config] train.batch_size (", batch_,
+          ") must be a multiple of parallel.microbatches (", m, ")");
+    ranges_ = models::gpt_stage_ranges(g, mesh.virtual_stages(), mesh.balance);
+    model_ = std::make_unique<models::GPT>(g, init_,
+                                           models::gpt_stage_shard(ranges_, mesh.pp, mesh.stage));
   }
 
   nn::Module& model() override { return *model_; }
@@ -115,45 +134,109 @@ class CharLMTask final : public Task {
   }
 
   Tensor train_loss() override {
-    auto [x, y] =
-        io::text_batch(corpus_.tokens, 0, split_, batch_, model_->config().block_size, data_gen_);
+    auto [x, y] = next_batch();
     return model_->loss(x, y);
   }
 
+  bool supports_pipeline() const override { return true; }
+  void begin_pipeline_step() override { std::tie(x_, y_) = next_batch(); }
+  Tensor pipeline_stage(int64_t vs, const Tensor& input, int64_t microbatch) override {
+    int64_t rows = batch_ / mesh_.schedule.microbatches, lo = microbatch * rows;
+    return models::gpt_virtual_stage(*model_, ranges_, vs, input, x_.slice(0, lo, lo + rows),
+                                     y_.slice(0, lo, lo + rows));
+  }
+  std::vector<Generator*> pipeline_stage_generators(int64_t vs) override {
+    std::vector<Generator*> out;
+    for (auto& [name, module] : model_->named_modules()) {
+      auto* drop = dynamic_cast<nn::Dropout*>(module);
+      if (drop == nullptr) continue;
+      bool mine = vs == 0 && name == "drop";
+      if (name.rfind("h.", 0) == 0) {
+        int64_t block = std::stoll(name.substr(2, name.find('.', 2) - 2));
+        mine = block >= ranges_[vs].begin && block < ranges_[vs].end;
+      }
+      if (mine) out.push_back(&drop->generator());
+    }
+    return out;
+  }
+  std::vector<std::string> tied_weights() const override {
+    if (mesh_.pipelined() && model_->config().tie_weights) return {"wte.weight"};
+    return {};
+  }
+
   Json evaluate() override {
-    // A fixed generator: every evaluation scores the same validation windows.
+    // A fixed generator: every evaluation scores the same validation windows. Each replica
+    // scores its rows of the global batch, and the replicas average (equal row counts).
     Generator eval_gen(12345);
     double total = 0;
     for (int64_t i = 0; i < eval_batches_; ++i) {
-      auto [x, y] = io::text_batch(corpus_.tokens, split_, corpus_.tokens.numel(), batch_,
-                                   model_->config().block_size, eval_gen);
-      total += model_->loss(x, y).item();
+      auto [x, y] =
+          own_rows(io::text_batch(corpus_.tokens, split_, corpus_.tokens.numel(), batch_ * mesh_.dp,
+                                  model_->config().block_size, eval_gen));
+      if (!mesh_.pipelined()) {
+        total += model_->loss(x, y).item();
+        continue;
+      }
+      total += dist::pipeline::pipeline_forward(
+          *mesh_.pipe, mesh_.schedule.virtual_stages, [&](int64_t vs, const Tensor& input) {
+            return models::gpt_virtual_stage(*model_, ranges_, vs, input, x, y);
+          });
     }
-    return Json{{"loss", total / static_cast<double>(eval_batches_)}};
+    Tensor mean = full({1}, total / static_cast<double>(eval_batches_), DType::f64);
+    mesh_.dp_group->all_reduce(mean, dist::ReduceOp::avg);
+    return Json{{"loss", mean.item()}};
   }
 
  private:
+  /// This replica's rows of the step's global batch. Every rank draws the whole global batch
+  /// from one stream, so dp replicas together train on exactly what one process with
+  /// batch_size * dp would, and a resume on another dp size continues the same windows.
+  std::pair<Tensor, Tensor> next_batch() {
+    return own_rows(io::text_batch(corpus_.tokens, 0, split_, batch_ * mesh_.dp,
+                                   model_->config().block_size, data_gen_));
+  }
+  std::pair<Tensor, Tensor> own_rows(std::pair<Tensor, Tensor> batch) const {
+    if (mesh_.dp == 1) return batch;
+    int64_t lo = mesh_.dp_rank * batch_;
+    return {batch.first.slice(0, lo, lo + batch_).contiguous(),
+            batch.second.slice(0, lo, lo + batch_).contiguous()};
+  }
+
   int64_t batch_, eval_batches_;
   io::TextCorpus corpus_;
   Generator data_gen_;
   Generator init_;  // kept (not a local) so that a checkpoint holds every stream
+  Mesh mesh_;
   int64_t split_ = 0;
+  std::vector<dist::pipeline::StageRange> ranges_;  // blocks per virtual stage (pipelined)
+  Tensor x_, y_;                                    // the step's batch (pipelined)
   std::unique_ptr<models::GPT> model_;
 };
 
 }  // namespace
+
+void Task::begin_pipeline_step() {
+  throw Error(
+      "[config] parallel.pp > 1: this task's model cannot be split into pipeline stages; "
+      "use task char_lm (a GPT) or set parallel.pp=1");
+}
+
+Tensor Task::pipeline_stage(int64_t, const Tensor&, int64_t) {
+  begin_pipeline_step();  // throws the same explanation
+  return {};
+}
 
 void Task::load_extra_state(const std::map<std::string, Tensor>& state) {
   check(state.empty(), "[resume] the checkpoint holds extra state '", state.begin()->first,
         "' that this task does not use; was it written by another task?");
 }
 
-std::unique_ptr<Task> make_classify_task(const Json& cfg, const LaunchEnv& env) {
-  return std::make_unique<ClassifyTask>(cfg, env);
+std::unique_ptr<Task> make_classify_task(const Json& cfg, const Mesh& mesh) {
+  return std::make_unique<ClassifyTask>(cfg, mesh);
 }
 
-std::unique_ptr<Task> make_char_lm_task(const Json& cfg, const LaunchEnv& env) {
-  return std::make_unique<CharLMTask>(cfg, env);
+std::unique_ptr<Task> make_char_lm_task(const Json& cfg, const Mesh& mesh) {
+  return std::make_unique<CharLMTask>(cfg, mesh);
 }
 
 }  // namespace strata::launch

@@ -4,14 +4,17 @@
 #include <memory>
 
 #include "launch/config.h"
-#include "launch/env.h"
+#include "launch/mesh.h"
 #include "launch/task.h"
 
 namespace strata::launch {
 
+// Data is sharded over the mesh's data-parallel replicas (every stage of a replica reads the
+// same batches).
 /// LeNet-5 on Fashion-MNIST (IDX files from data.path).
-std::unique_ptr<Task> make_classify_task(const Json& cfg, const LaunchEnv& env);
-/// A character-level GPT on the text at data.path (a file or a folder of files).
-std::unique_ptr<Task> make_char_lm_task(const Json& cfg, const LaunchEnv& env);
+std::unique_ptr<Task> make_classify_task(const Json& cfg, const Mesh& mesh);
+/// A character-level GPT on the text at data.path (a file or a folder of files); with
+/// pipeline stages, this rank builds only its stage's blocks.
+std::unique_ptr<Task> make_char_lm_task(const Json& cfg, const Mesh& mesh);
 
 }  // namespace strata::launch

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/autograd/grad_mode.h"
 #include "core/ops.h"
 #include "distributed/grad_clip.h"
 #include "io/metrics.h"
@@ -164,9 +165,49 @@ AveragedGrads average_gradients(TrainParts& parts, const std::vector<Tensor>& pa
   return {params, dist::GradSharding::replicated};
 }
 
+/// One step's forward and backward through the pipeline: gradients stay local during the
+/// micro-batches and are averaged afterwards. Returns the mean loss (every stage has it).
+Tensor pipeline_loss(TrainParts& parts) {
+  parts.task->begin_pipeline_step();
+  double loss = 0;
+  if (parts.dp) {
+    auto local = parts.dp->no_sync();
+    loss = parts.pipeline->run();
+  } else {
+    loss = parts.pipeline->run();
+  }
+  return scalar_tensor(loss, DType::f64);
+}
+
+/// Sums the tied weights' gradients over the first and last stage (both then hold the
+/// gradient of the weight as used by the embedding and the head together).
+void sum_tied_gradients(TrainParts& parts) {
+  for (Tensor& w : parts.tied) {
+    if (!w.grad().defined()) w.set_grad(zeros_like(w));
+    Tensor g = w.grad();
+    parts.mesh.tie->all_reduce(g, dist::ReduceOp::sum);
+  }
+}
+
+/// Copies the owner's updated tied weights to the last stage's copies.
+void broadcast_tied_weights(TrainParts& parts) {
+  NoGradGuard guard;
+  for (Tensor& w : parts.tied) parts.mesh.tie->broadcast(w, 0);
+}
+
+/// Clipping's global norm: over data-parallel shards (ZeRO), over stages (each holds its own
+/// parameters), or both; replicated gradients need no communication.
+void clip_gradients(TrainParts& parts, const AveragedGrads& grads, double clip) {
+  if (!parts.pipeline) {
+    dist::clip_grad_norm_(grads.params, clip, 2.0, *parts.comm, grads.sharding);
+    return;
+  }
+  dist::Communicator& over = parts.zero ? *parts.world : *parts.pipe;
+  dist::clip_grad_norm_(grads.params, clip, 2.0, over, dist::GradSharding::sharded);
+}
+
 /// One optimizer step at 0-based `step`; returns the loss (with its graph freed).
-Tensor train_step(TrainParts& parts, int64_t step, double clip, const std::vector<Tensor>& params,
-                  double& lr) {
+Tensor train_step(TrainParts& parts, int64_t step, double clip, double& lr) {
   lr = parts.lr_at(step);
   for (auto& g : parts.step_optimizer().groups()) g.lr = lr;
   if (parts.zero) {
@@ -174,16 +215,24 @@ Tensor train_step(TrainParts& parts, int64_t step, double clip, const std::vecto
   } else {
     parts.optimizer->zero_grad();
   }
+  for (Tensor& w : parts.tied) w.set_grad(Tensor());
+  parts.world->set_step(step);
   parts.comm->set_step(step);
+  parts.pipe->set_step(step);
   Tensor loss;
   {
     dist::Timeline::Scope span(parts.timeline.get(), "forward+backward", "compute");
-    loss = parts.task->train_loss();
-    loss.backward();
+    if (parts.pipeline) {
+      loss = pipeline_loss(parts);
+    } else {
+      loss = parts.task->train_loss();
+      loss.backward();
+    }
   }
-  AveragedGrads grads = average_gradients(parts, params);
-  // One clipping path for both layouts: the norm is global over ranks either way.
-  if (clip > 0) dist::clip_grad_norm_(grads.params, clip, 2.0, *parts.comm, grads.sharding);
+  sum_tied_gradients(parts);
+  AveragedGrads grads = average_gradients(parts, parts.params);
+  // One clipping path for every layout: the norm is global over ranks either way.
+  if (clip > 0) clip_gradients(parts, grads, clip);
   if (parts.zero) {
     // The update of this rank's shard, then the all-gather of the parameters.
     dist::Timeline::Scope span(parts.timeline.get(), "shard update + all_gather", "comm");
@@ -192,6 +241,7 @@ Tensor train_step(TrainParts& parts, int64_t step, double clip, const std::vecto
     dist::Timeline::Scope span(parts.timeline.get(), "optimizer step", "compute");
     parts.optimizer->step();
   }
+  broadcast_tied_weights(parts);
   return loss;
 }
 
@@ -204,6 +254,17 @@ void check_zero_checkpoints(const TrainParts& parts, const io::Checkpoint* resum
         "[train] parallel.zero: checkpoints of the sharded optimizer state are not supported "
         "yet; set checkpoint.every=0, leave train.stop_at_step at 0 and --resume none, or turn "
         "parallel.zero off");
+}
+
+/// Pipeline stages hold only their own parameters, and checkpoints do not gather them yet: a
+/// pipelined run that would save or resume stops here instead of losing state.
+void check_pipeline_checkpoints(const TrainParts& parts, const io::Checkpoint* resume,
+                                int64_t ckpt_every, bool stops_early) {
+  if (!parts.pipeline) return;
+  check(resume == nullptr && ckpt_every == 0 && !stops_early,
+        "[train] parallel.pp > 1: checkpoints of pipeline stages are not supported yet; set "
+        "checkpoint.every=0, leave train.stop_at_step at 0 and --resume none, or set "
+        "parallel.pp=1");
 }
 
 /// Writes this rank's Chrome trace to <trace.path>.rank<N>.json (trace.path set).
@@ -252,9 +313,9 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
           : "";
   LoopSettings ls = loop_settings(cfg, task);
   check_zero_checkpoints(parts, resume, ls.ckpt_every, ls.stop < ls.total);
+  check_pipeline_checkpoints(parts, resume, ls.ckpt_every, ls.stop < ls.total);
   int64_t start = start_from(parts, resume, metrics);
   Logs logs = open_logs(cfg, env, metrics);
-  std::vector<Tensor> params = task.model().trainable_parameters();
   Checkpointer saver(cfg, env);
   TrainResult result;
   Progress prog;
@@ -263,7 +324,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
   for (int64_t step = start; step < ls.stop; ++step) {
     saver.poll();  // a failed background save stops the run here
     double lr = 0;
-    Tensor loss = train_step(parts, step, ls.clip, params, lr);
+    Tensor loss = train_step(parts, step, ls.clip, lr);
     prog.window_items += task.items_per_step();
     int64_t done = step + 1;
     if (done % ls.log_every == 0 || done == ls.total) {
@@ -278,12 +339,14 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
       result.final_eval = run_eval(task, done, logs);
     }
     // A stop signal ends the run here, on every rank at the same step.
-    result.signal = done < ls.stop ? agreed_signal(*parts.comm) : 0;
+    result.signal = done < ls.stop ? agreed_signal(*parts.world) : 0;
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
     if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
       // Every rank gets here together, so a ZeRO run stops on all of them.
       check(!parts.zero, "[train] stop signal ", result.signal, " after step ", done,
             ": parallel.zero runs cannot checkpoint yet, so this run ends without one");
+      check(!parts.pipeline, "[train] stop signal ", result.signal, " after step ", done,
+            ": parallel.pp > 1 runs cannot checkpoint yet, so this run ends without one");
       // After the eval: the state saved is the state the next step starts from.
       saver.save(parts, done, done / ls.per_epoch);
     }

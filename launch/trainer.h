@@ -4,15 +4,19 @@
 
 #include <functional>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "core/optim/optimizer.h"
 #include "distributed/communicator.h"
 #include "distributed/data_parallel.h"
+#include "distributed/pipeline/executor.h"
 #include "distributed/timeline.h"
 #include "distributed/zero.h"
 #include "io/checkpoint.h"
 #include "launch/config.h"
 #include "launch/env.h"
+#include "launch/mesh.h"
 #include "launch/task.h"
 
 namespace strata::launch {
@@ -27,7 +31,10 @@ struct TrainResult {
 };
 
 struct TrainParts {
-  std::shared_ptr<dist::Communicator> comm;  // the data-parallel group (size 1: one process)
+  // The mesh (parallel.pp stages x dp replicas; world rank = stage * dp + dp rank):
+  std::shared_ptr<dist::Communicator> comm;   // this stage's data-parallel group (size dp)
+  std::shared_ptr<dist::Communicator> world;  // every rank (the same group as comm when pp = 1)
+  std::shared_ptr<dist::Communicator> pipe;   // this replica's stages, rank = stage (size pp)
   std::unique_ptr<Task> task;
   // Plain data parallelism: dp averages the gradients, optimizer updates every parameter.
   std::unique_ptr<dist::DataParallel> dp;
@@ -37,6 +44,18 @@ struct TrainParts {
   std::unique_ptr<dist::ZeroOptimizer> zero;
   std::function<double(int64_t)> lr_at;      // learning rate for a 0-based step
   std::shared_ptr<dist::Timeline> timeline;  // trace.path: this rank's spans; else null
+  // Names in model().state_dict() that another stage owns and checkpoints: the last stage's
+  // copy of a tied input embedding. Their values equal the owner's at every step boundary.
+  std::set<std::string> tied_copies;
+
+  // Pipeline parallelism (parallel.pp > 1; else pipeline is null).
+  Mesh mesh;
+  std::unique_ptr<dist::pipeline::PipelineExecutor> pipeline;
+  /// What the optimizer updates: the model's trainable parameters minus tied copies.
+  std::vector<Tensor> params;
+  /// Tied weights on the first and last stage (owner's and copy): their gradients are summed
+  /// over mesh.tie, and after the step the owner's values are broadcast to the copy.
+  std::vector<Tensor> tied;
 
   /// The optimizer whose groups take the learning rate (ZeRO: the shard optimizer).
   optim::Optimizer& step_optimizer() { return zero ? zero->inner() : *optimizer; }

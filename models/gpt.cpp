@@ -76,49 +76,125 @@ Tensor Block::forward(const Tensor& x) {
   return add(h, mlp_drop_->forward(m));
 }
 
-GPT::GPT(const GPTConfig& cfg, Generator& gen) : cfg_(cfg) {
+GPTShard GPTShard::whole(int64_t n_layer) {
+  GPTShard s;
+  for (int64_t i = 0; i < n_layer; ++i) s.blocks.push_back(i);
+  return s;
+}
+
+void BlockStack::add(int64_t index, std::shared_ptr<Block> block) {
+  blocks_[index] = register_module(std::to_string(index), std::move(block));
+}
+
+Tensor BlockStack::forward(const Tensor& x, int64_t begin, int64_t end) {
+  Tensor h = x;
+  for (int64_t i = begin; i < end; ++i) {
+    auto it = blocks_.find(i);
+    check(it != blocks_.end(), "[GPT] block h.", i,
+          " is not held by this shard (a pipeline stage runs only its own blocks)");
+    h = it->second->forward(h);
+  }
+  return h;
+}
+
+namespace {
+
+void check_shard(const GPTConfig& cfg, const GPTShard& shard) {
+  for (size_t k = 0; k < shard.blocks.size(); ++k) {
+    int64_t i = shard.blocks[k];
+    check(i >= 0 && i < cfg.n_layer, "[GPT] shard block index ", i, " is outside [0, ", cfg.n_layer,
+          ")");
+    check(k == 0 || shard.blocks[k - 1] < i, "[GPT] shard block indices must be increasing, got ",
+          shard.blocks[k - 1], " before ", i);
+  }
+  check(shard.embedding || shard.head || !shard.blocks.empty(),
+        "[GPT] the shard holds nothing: give it the embedding, the head or some blocks");
+}
+
+// Stream keys under the model's base seed: one Philox key per part, so that any subset of the
+// parts initialises exactly as in the whole model.
+constexpr uint64_t kWteStream = 0, kWpeStream = 1, kHeadStream = 2, kDropoutSeedStream = 3,
+                   kFirstBlockStream = 4;
+
+}  // namespace
+
+GPT::GPT(const GPTConfig& cfg, Generator& gen) : GPT(cfg, gen, GPTShard::whole(cfg.n_layer)) {}
+
+GPT::GPT(const GPTConfig& cfg, Generator& gen, const GPTShard& shard) : cfg_(cfg), shard_(shard) {
   cfg.validate();
-  wte_ = register_module(
-      "wte", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.vocab_size,
-                                                                  .embedding_dim = cfg.n_embd,
-                                                                  .padding_idx = std::nullopt},
-                                             gen));
-  wpe_ = register_module(
-      "wpe", std::make_shared<nn::Embedding>(nn::EmbeddingOptions{.num_embeddings = cfg.block_size,
-                                                                  .embedding_dim = cfg.n_embd,
-                                                                  .padding_idx = std::nullopt},
-                                             gen));
-  nn::init::normal_(wte_->weight(), gen, 0.0, 0.02);
-  nn::init::normal_(wpe_->weight(), gen, 0.0, 0.01);
-  // Dropout streams are seeded from the init generator so a run is one seed end to end.
-  uint64_t drop_seed = static_cast<uint64_t>(gen.randint(1ll << 62));
-  drop_ = register_module("drop", gpt_dropout(cfg.dropout, drop_seed));
-  h_ = register_module("h", std::make_shared<nn::Sequential>());
-  for (int64_t i = 0; i < cfg.n_layer; ++i) {
-    h_->push_back(std::make_shared<Block>(cfg, gen, drop_seed + 2 * static_cast<uint64_t>(i) + 1));
+  check_shard(cfg, shard);
+  // One draw of `gen` on every shard, so the caller's stream advances the same everywhere.
+  auto base = static_cast<uint64_t>(gen.randint(1ll << 62));
+  auto stream = [base](uint64_t key) { return Generator(base + key); };
+  Generator seeds = stream(kDropoutSeedStream);
+  auto drop_seed = static_cast<uint64_t>(seeds.randint(1ll << 62));
+  if (shard.embedding || (shard.head && cfg.tie_weights)) {
+    Generator g = stream(kWteStream);
+    wte_ = register_module("wte", std::make_shared<nn::Embedding>(
+                                      nn::EmbeddingOptions{.num_embeddings = cfg.vocab_size,
+                                                           .embedding_dim = cfg.n_embd,
+                                                           .padding_idx = std::nullopt},
+                                      g));
+    nn::init::normal_(wte_->weight(), g, 0.0, 0.02);
   }
-  ln_f_ = register_module("ln_f", gpt_norm(cfg.n_embd));
-  if (!cfg.tie_weights) {
-    lm_head_ = register_module("lm_head", gpt_linear(cfg.n_embd, cfg.vocab_size, false, 0.02, gen));
+  if (shard.embedding) {
+    Generator g = stream(kWpeStream);
+    wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(
+                                      nn::EmbeddingOptions{.num_embeddings = cfg.block_size,
+                                                           .embedding_dim = cfg.n_embd,
+                                                           .padding_idx = std::nullopt},
+                                      g));
+    nn::init::normal_(wpe_->weight(), g, 0.0, 0.01);
+    drop_ = register_module("drop", gpt_dropout(cfg.dropout, drop_seed));
   }
+  h_ = register_module("h", std::make_shared<BlockStack>());
+  for (int64_t i : shard.blocks) {
+    Generator g = stream(kFirstBlockStream + static_cast<uint64_t>(i));
+    h_->add(i, std::make_shared<Block>(cfg, g, drop_seed + 2 * static_cast<uint64_t>(i) + 1));
+  }
+  if (shard.head) {
+    ln_f_ = register_module("ln_f", gpt_norm(cfg.n_embd));
+    if (!cfg.tie_weights) {
+      Generator g = stream(kHeadStream);
+      lm_head_ = register_module("lm_head", gpt_linear(cfg.n_embd, cfg.vocab_size, false, 0.02, g));
+    }
+  }
+}
+
+Tensor GPT::embed(const Tensor& idx) {
+  check(wpe_ != nullptr,
+        "[GPT] embed: this shard has no embedding (it is not the first pipeline stage)");
+  check(idx.dim() == 2 && idx.dtype() == DType::i64,
+        "[GPT] expects token ids (B, T) of dtype i64, got ", idx.desc());
+  int64_t T = idx.size(1);
+  check(T <= cfg_.block_size, "[GPT] sequence length ", T, " exceeds block_size ", cfg_.block_size);
+  Tensor pos = arange(0, static_cast<double>(T));                      // (T)
+  return drop_->forward(add(wte_->forward(idx), wpe_->forward(pos)));  // (B, T, C)
+}
+
+Tensor GPT::run_blocks(const Tensor& x, int64_t begin, int64_t end) {
+  check(0 <= begin && begin <= end && end <= cfg_.n_layer, "[GPT] run_blocks: range [", begin, ", ",
+        end, ") is not within the ", cfg_.n_layer, " blocks");
+  return h_->forward(x, begin, end);
+}
+
+Tensor GPT::head_logits(const Tensor& x) {
+  check(ln_f_ != nullptr, "[GPT] head: this shard has no head (it is not the last pipeline stage)");
+  Tensor y = ln_f_->forward(x);
+  return lm_head_ ? lm_head_->forward(y) : linear(y, wte_->weight(), Tensor());  // (B, T, V)
+}
+
+Tensor GPT::head_loss(const Tensor& x, const Tensor& targets) {
+  Tensor logits = head_logits(x);
+  return cross_entropy(logits.reshape({-1, cfg_.vocab_size}), targets.reshape({-1}));
 }
 
 Tensor GPT::forward(const Tensor& idx) {
-  check(idx.dim() == 2 && idx.dtype() == DType::i64,
-        "[GPT] expects token ids (B, T) of dtype "
-        "i64, got ",
-        idx.desc());
-  int64_t T = idx.size(1);
-  check(T <= cfg_.block_size, "[GPT] sequence length ", T, " exceeds block_size ", cfg_.block_size);
-  Tensor pos = arange(0, static_cast<double>(T));                                // (T)
-  Tensor x = add(wte_->forward(idx), wpe_->forward(pos));                        // (B, T, C)
-  x = ln_f_->forward(h_->forward(drop_->forward(x)));                            // (B, T, C)
-  return lm_head_ ? lm_head_->forward(x) : linear(x, wte_->weight(), Tensor());  // (B, T, V)
+  return head_logits(run_blocks(embed(idx), 0, cfg_.n_layer));
 }
 
 Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
-  Tensor logits = forward(idx);
-  return cross_entropy(logits.reshape({-1, cfg_.vocab_size}), targets.reshape({-1}));
+  return head_loss(run_blocks(embed(idx), 0, cfg_.n_layer), targets);
 }
 
 std::vector<int64_t> GPT::generate(std::vector<int64_t> prompt, int64_t n, double temperature,

@@ -2,6 +2,7 @@
 // input embedding and output head), with nanoGPT's parameter names.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -51,24 +52,64 @@ class Block : public nn::Layer {
   std::shared_ptr<nn::Dropout> mlp_drop_;
 };
 
+/// Which parts of a GPT this process builds: all of it, or one pipeline stage's share.
+struct GPTShard {
+  bool embedding = true;        // wte, wpe and the embedding dropout (the first stage)
+  bool head = true;             // ln_f and the output head (the last stage)
+  std::vector<int64_t> blocks;  // global indices of the blocks held (named h.<index>)
+  static GPTShard whole(int64_t n_layer);
+};
+
+/// The blocks held by a (possibly partial) GPT, under their global names "0", "1", ...
+class BlockStack : public nn::Module {
+ public:
+  void add(int64_t index, std::shared_ptr<Block> block);
+  /// Blocks [begin, end) in order; each must be held.
+  Tensor forward(const Tensor& x, int64_t begin, int64_t end);
+  bool holds(int64_t index) const { return blocks_.count(index) != 0; }
+
+ private:
+  std::map<int64_t, std::shared_ptr<Block>> blocks_;
+};
+
 class GPT : public nn::Module {
  public:
   /// Initialised as GPT-2: N(0, 0.02), residual projections N(0, 0.02/sqrt(2 n_layer)).
+  /// Every part draws from its own stream derived from one draw of `gen`, so a pipeline stage
+  /// builds only its own parameters and they equal the whole model's.
   GPT(const GPTConfig& cfg, Generator& gen);
-  /// idx (B, T) i64 -> logits (B, T, vocab_size).
+  /// Only the parts in `shard`. When the head is tied and the embedding lives elsewhere, the
+  /// head keeps its own copy of wte (named wte.weight, initialised identically): the pipeline
+  /// keeps the two equal (launch/ and distributed/pipeline/).
+  GPT(const GPTConfig& cfg, Generator& gen, const GPTShard& shard);
+  /// idx (B, T) i64 -> logits (B, T, vocab_size). Needs the whole model.
   Tensor forward(const Tensor& idx);
   /// Mean next-token cross-entropy of idx (B, T) against targets (B, T).
   Tensor loss(const Tensor& idx, const Tensor& targets);
+
+  // The stages of forward, for pipeline parallelism: embed, then blocks, then the head.
+  /// idx (B, T) -> the first block's input (B, T, C).
+  Tensor embed(const Tensor& idx);
+  /// Blocks [begin, end) applied to x (B, T, C).
+  Tensor run_blocks(const Tensor& x, int64_t begin, int64_t end);
+  /// The last block's output (B, T, C) -> logits (B, T, vocab_size).
+  Tensor head_logits(const Tensor& x);
+  /// The mean cross-entropy of head_logits(x) against targets (B, T).
+  Tensor head_loss(const Tensor& x, const Tensor& targets);
+
   const GPTConfig& config() const { return cfg_; }
+  const GPTShard& shard() const { return shard_; }
   /// Greedy-free sampling: `n` new tokens after `prompt` at `temperature`, drawing from gen.
   std::vector<int64_t> generate(std::vector<int64_t> prompt, int64_t n, double temperature,
                                 Generator& gen);
 
  private:
+  void build_embedding(Generator& wte_gen, Generator& wpe_gen, uint64_t drop_seed);
   GPTConfig cfg_;
-  std::shared_ptr<nn::Embedding> wte_, wpe_;
+  GPTShard shard_;
+  std::shared_ptr<nn::Embedding> wte_, wpe_;  // wpe_ null on a head-only stage
   std::shared_ptr<nn::Dropout> drop_;
-  std::shared_ptr<nn::Sequential> h_;  // the blocks, named h.0, h.1, ...
+  std::shared_ptr<BlockStack> h_;  // the blocks, named h.0, h.1, ...
   std::shared_ptr<nn::LayerNorm> ln_f_;
   std::shared_ptr<nn::Linear> lm_head_;  // absent when tied to wte
 };

@@ -44,6 +44,10 @@ void PendingSends::wait_all(Timeout timeout) {
   works_.clear();
 }
 
+void PendingSends::release_completed() {
+  std::erase_if(works_, [](auto& entry) { return entry.first->test(); });
+}
+
 SentActivation send_activation(Communicator& comm, const Tensor& x, int peer, int tag, int grad_tag,
                                const std::shared_ptr<PendingSends>& pending) {
   check(x.defined(), "[pipeline.send] the activation for tag ", tag, " is undefined");

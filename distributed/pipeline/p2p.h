@@ -17,6 +17,8 @@ class PendingSends {
   void add(WorkPtr work, Tensor keep_alive);
   /// Waits for every send; throws the Communicator's timeout error naming the send.
   void wait_all(Timeout timeout);
+  /// Drops the sends that have completed (without blocking), freeing their tensors early.
+  void release_completed();
   size_t size() const { return works_.size(); }
 
  private:

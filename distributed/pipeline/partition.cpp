@@ -1,10 +1,13 @@
-// Contiguous stage partitioning: explicit balance lists, and an exact min-max split by cost
-// (dynamic programming over split points; block counts are small).
+// Contiguous stage partitioning: explicit balance lists, an exact min-max split by cost
+// (dynamic programming over split points; block counts are small), and per-block forward
+// times measured on a sample batch as such a cost.
 #include "distributed/pipeline/partition.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
+#include "core/autograd/grad_mode.h"
 #include "core/error.h"
 
 namespace strata::dist::pipeline {
@@ -83,6 +86,38 @@ std::vector<int64_t> balance_by_parameters(const std::vector<std::shared_ptr<nn:
     costs.push_back(b->num_parameters());
   }
   return balance_by_cost(costs, stages);
+}
+
+std::vector<int64_t> measure_forward_costs(const std::vector<std::shared_ptr<nn::Layer>>& blocks,
+                                           const Tensor& sample_input, int repeats) {
+  using Clock = std::chrono::steady_clock;
+  check(!blocks.empty(), "[pipeline.partition] no blocks to measure");
+  check(sample_input.defined(), "[pipeline.partition] the sample input is undefined; pass one ",
+        "micro-batch of the first block's input");
+  check(repeats >= 1, "[pipeline.partition] repeats is ", repeats, "; it must be at least 1");
+  NoGradGuard no_grad;
+  // Warm-up, which also gives each block its input.
+  std::vector<Tensor> inputs{sample_input};
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    check(blocks[i] != nullptr, "[pipeline.partition] block ", i, " is null");
+    inputs.push_back(blocks[i]->forward(inputs.back()));
+  }
+  std::vector<int64_t> costs(blocks.size(), std::numeric_limits<int64_t>::max());
+  for (int r = 0; r < repeats; ++r) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      auto start = Clock::now();
+      Tensor out = blocks[i]->forward(inputs[i]);
+      int64_t ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+      costs[i] = std::min(costs[i], ns);
+    }
+  }
+  return costs;
+}
+
+std::vector<int64_t> balance_by_forward_cost(const std::vector<std::shared_ptr<nn::Layer>>& blocks,
+                                             const Tensor& sample_input, int stages, int repeats) {
+  return balance_by_cost(measure_forward_costs(blocks, sample_input, repeats), stages);
 }
 
 std::shared_ptr<nn::Sequential> stage_module(const std::vector<std::shared_ptr<nn::Layer>>& blocks,

@@ -1,5 +1,6 @@
 // Splitting a model's blocks into contiguous pipeline stages: by an explicit balance list or
-// automatically, balancing a per-block cost such as the parameter count.
+// automatically, balancing a per-block cost such as the parameter count or the measured
+// forward time.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,18 @@ std::vector<int64_t> balance_by_cost(const std::vector<int64_t>& costs, int stag
 /// balance_by_cost with each block's parameter count as its cost.
 std::vector<int64_t> balance_by_parameters(const std::vector<std::shared_ptr<nn::Layer>>& blocks,
                                            int stages);
+
+/// Each block's forward time in nanoseconds on a batch like `sample_input` (block i runs on
+/// block i-1's output), the fastest of `repeats` timed runs after one warm-up, without
+/// recording the graph. The fastest run is the one least disturbed by other processes; on a
+/// machine busy with other work, time with one OpenMP thread (stalled threads add noise).
+std::vector<int64_t> measure_forward_costs(const std::vector<std::shared_ptr<nn::Layer>>& blocks,
+                                           const Tensor& sample_input, int repeats = 5);
+
+/// balance_by_cost with the measured forward time of each block as its cost.
+std::vector<int64_t> balance_by_forward_cost(const std::vector<std::shared_ptr<nn::Layer>>& blocks,
+                                             const Tensor& sample_input, int stages,
+                                             int repeats = 5);
 
 /// A Sequential holding (sharing) blocks [range.begin, range.end).
 std::shared_ptr<nn::Sequential> stage_module(const std::vector<std::shared_ptr<nn::Layer>>& blocks,

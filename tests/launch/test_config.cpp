@@ -47,7 +47,13 @@ TEST(Config, CheckpointDirDefaultsToTheRunDir) {
 
 TEST(Config, ParallelLogAndTraceKeysDefaultOff) {
   Json cfg = resolve_config_json(Json::object(), {});
-  EXPECT_EQ(cfg["parallel"], (Json{{"zero", false}}));
+  EXPECT_EQ(cfg["parallel"], (Json{{"zero", false},
+                                   {"pp", 1},
+                                   {"microbatches", 1},
+                                   {"schedule", "1f1b"},
+                                   {"virtual_stages", 1},
+                                   {"balance", Json::array()},
+                                   {"recompute", false}}));
   EXPECT_EQ(cfg["log"], (Json{{"per_rank", false}}));
   EXPECT_EQ(cfg["trace"], (Json{{"path", ""}}));
   Json on = resolve_config_json(Json{{"parallel", {{"zero", true}}}},
@@ -58,7 +64,8 @@ TEST(Config, ParallelLogAndTraceKeysDefaultOff) {
   EXPECT_EQ(error_of(Json::object(), {"parallel.zero=1"}),
             "[config] parallel.zero must be a boolean, got 1");
   EXPECT_EQ(error_of(Json::object(), {"parallel.zero3=true"}),
-            "[config] unknown key 'parallel.zero3'; known keys in 'parallel': zero");
+            "[config] unknown key 'parallel.zero3'; known keys in 'parallel': balance, "
+            "microbatches, pp, recompute, schedule, virtual_stages, zero");
   EXPECT_EQ(error_of(Json::object(), {"trace.file=x"}),
             "[config] unknown key 'trace.file'; known keys in 'trace': path");
 }

@@ -215,4 +215,93 @@ std::vector<Tensor> ZeroOptimizer::shard_parameters() const {
 
 int64_t ZeroOptimizer::shard_numel() const { return layout_->chunk_numel; }
 
+const std::vector<Tensor>& ZeroOptimizer::parameters() const { return layout_->params; }
+
+namespace {
+
+/// Each piece's index within its group of the shard optimizer (pieces go in in order).
+std::vector<size_t> index_in_group(const ZeroLayout& l) {
+  std::vector<size_t> count(l.group_of.empty() ? 0 : l.group_of.back() + 1, 0), out;
+  for (const Piece& p : l.pieces) out.push_back(count[l.group_of[p.param]]++);
+  return out;
+}
+
+void check_names(const std::vector<std::string>& names, const ZeroLayout& l, const char* what) {
+  check(names.size() == l.params.size(), "[ZeroOptimizer] ", what, ": ", names.size(),
+        " names for ", l.params.size(), " parameters");
+}
+
+}  // namespace
+
+ShardState ZeroOptimizer::export_state(const std::vector<std::string>& names) const {
+  const ZeroLayout& l = *layout_;
+  check_names(names, l, "export_state");
+  std::vector<size_t> k_of = index_in_group(l);
+  std::map<std::string, const Piece*> by_key;  // "<group>.<index>" of the shard optimizer
+  for (size_t i = 0; i < l.pieces.size(); ++i) {
+    by_key[str_cat(l.group_of[l.pieces[i].param], ".", k_of[i])] = &l.pieces[i];
+  }
+  ShardState out;
+  for (const auto& [key, t] : inner_->state_dict()) {
+    if (key == "step") {
+      out.whole["step"] = t;
+      continue;
+    }
+    size_t dot = key.find('.', key.find('.') + 1);  // "<group>.<index>.<slot>"
+    auto it = by_key.find(key.substr(0, dot));
+    check_internal(dot != std::string::npos && it != by_key.end(), "ZeRO state key ", key);
+    const Piece& piece = *it->second;
+    std::string name = names[piece.param] + "/" + key.substr(dot + 1);
+    if (t.dim() == 0) {
+      if (piece.param_begin == 0) out.whole[name] = t;
+    } else {
+      out.slices[name] = {l.params[piece.param].shape(), piece.param_begin,
+                          t.reshape({piece.length})};
+    }
+  }
+  return out;
+}
+
+void ZeroOptimizer::import_state(const std::vector<std::string>& names,
+                                 const std::map<std::string, Tensor>& state) {
+  const ZeroLayout& l = *layout_;
+  check_names(names, l, "import_state");
+  std::map<std::string, size_t> param_of;
+  for (size_t i = 0; i < names.size(); ++i) param_of[names[i]] = i;
+  std::vector<size_t> k_of = index_in_group(l);
+  std::vector<int64_t> piece_of(l.params.size(), -1);  // at most one piece per parameter
+  for (size_t i = 0; i < l.pieces.size(); ++i)
+    piece_of[l.pieces[i].param] = static_cast<int64_t>(i);
+  std::map<std::string, Tensor> inner;
+  for (const auto& [key, t] : state) {
+    if (key == "step") {
+      inner["step"] = t;
+      continue;
+    }
+    size_t slash = key.find('/');
+    check(slash != std::string::npos && slash > 0 && slash + 1 < key.size(),
+          "[ZeroOptimizer] import_state: key '", key, "' is not of the form <param>/<slot>");
+    auto it = param_of.find(key.substr(0, slash));
+    check(it != param_of.end(), "[ZeroOptimizer] import_state: optimizer state '", key,
+          "' is for parameter '", key.substr(0, slash),
+          "', which this optimizer does not have; was it written for another model?");
+    const Tensor& p = l.params[it->second];
+    check(t.dim() == 0 || t.shape() == p.shape(), "[ZeroOptimizer] import_state: state '", key,
+          "' is ", t.desc(), " but parameter '", it->first, "' is ", p.desc());
+    if (piece_of[it->second] < 0) continue;  // another rank's shard holds this parameter
+    auto k = static_cast<size_t>(piece_of[it->second]);
+    const Piece& piece = l.pieces[k];
+    std::string inner_key =
+        str_cat(l.group_of[piece.param], ".", k_of[k], ".", key.substr(slash + 1));
+    inner[inner_key] = t.dim() == 0
+                           ? t
+                           : t.contiguous()
+                                 .reshape({p.numel()})
+                                 .slice(0, piece.param_begin, piece.param_begin + piece.length)
+                                 .contiguous();
+  }
+  check(inner.count("step"), "[ZeroOptimizer] import_state: the state has no 'step' entry");
+  inner_->load_state_dict(inner);
+}
+
 }  // namespace strata::dist

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/optim/optimizer.h"
@@ -23,6 +25,19 @@ using OptimizerFactory =
     std::function<std::unique_ptr<optim::Optimizer>(std::vector<optim::ParamGroup>)>;
 
 struct ZeroLayout;
+
+/// Elements [offset, offset + values.numel()) of a flattened tensor of `shape`.
+struct StateSlice {
+  Shape shape;
+  int64_t offset = 0;
+  Tensor values;  // (n) 1-D
+};
+
+/// A rank's optimizer state keyed by parameter name (ZeroOptimizer::export_state).
+struct ShardState {
+  std::map<std::string, StateSlice> slices;  // "<param>/<slot>": this rank's piece of a slot
+  std::map<std::string, Tensor> whole;       // 0-d per-parameter counters, and "step"
+};
 
 /// Replaces DataParallel plus an optimizer: backward accumulates local gradients (no hooks,
 /// no communication), then step() averages them over ranks by reduce-scatter, updates the
@@ -59,6 +74,18 @@ class ZeroOptimizer {
   /// Elements per rank (the padded flat size / group size).
   int64_t shard_numel() const;
   Communicator& comm() const { return *comm_; }
+  /// Every parameter, in group order (the order export_state's `names` follow).
+  const std::vector<Tensor>& parameters() const;
+
+  /// This rank's optimizer state by parameter name (`names[i]` names parameters()[i]), so that
+  /// a checkpoint survives another dp size or partition: per-element slots ("exp_avg") as
+  /// slices of the flattened parameter, per-parameter counters (0-d, Adam's "step") from the
+  /// rank that holds the parameter's first element only, and the step count "step".
+  ShardState export_state(const std::vector<std::string>& names) const;
+  /// Loads full per-parameter state keyed "<param>/<slot>" plus "step" (written by any dp
+  /// size, ZeRO or not): this rank keeps its pieces. Errors name the key and the parameter.
+  void import_state(const std::vector<std::string>& names,
+                    const std::map<std::string, Tensor>& state);
 
  private:
   void gather_parameters();

@@ -1,12 +1,14 @@
-// Checkpoint file format, version 1 (docs/checkpoint-format.md): groups model/, optimizer/,
-// rng/, sampler/ (rank 0's streams; rng/rank<N>/ and sampler/rank<N>/ for the other ranks),
-// schedule/ and extra/ of named datasets, root attributes for the metadata and a manifest,
-// and a CRC-32 attribute on every dataset.
+// Checkpoint file format, version 2 (docs/checkpoint-format.md): groups model/, optimizer/
+// (keyed by parameter name), optimizer_slice/ (ZeRO-1 pieces), rng/, sampler/, schedule/ and
+// extra/ of named datasets with a CRC-32 attribute each; root attributes for the metadata and
+// a manifest; a main file lists (and links to) the part files of the ranks that own state.
 #include "io/checkpoint.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 
 #if defined(__x86_64__)
@@ -123,9 +125,15 @@ Json parse_json_attr(const H5File& file, const std::string& key) {
   return v;
 }
 
+/// Entry names are one path component; optimizer keys "<param>/<slot>" are two.
 void check_name(const std::string& group, const std::string& name) {
-  check(!name.empty() && name.find('/') == std::string::npos, "[checkpoint] ", group,
-        " entry name '", name, "' must be non-empty and contain no '/'");
+  bool nested = group == "optimizer" || group == "optimizer_slice";
+  size_t slash = name.find('/');
+  bool ok = !name.empty() &&
+            (slash == std::string::npos || (nested && slash > 0 && slash + 1 < name.size() &&
+                                            name.find('/', slash + 1) == std::string::npos));
+  check(ok, "[checkpoint] ", group, " entry name '", name, "' must be non-empty and contain no '/'",
+        nested ? " (optimizer keys: <param>/<slot>)" : "");
 }
 
 /// Writes one dataset with its checksum and records it in the manifest.
@@ -138,6 +146,18 @@ void put(H5File& file, Json& manifest, const std::string& group, const std::stri
   file.write_tensor(full, host);
   file.write_dataset_attribute(full, "crc32", hex32(tensor_crc(host)));
   manifest.push_back(full);
+}
+
+/// Writes a piece of a flattened tensor: its values, with the element offset and full shape.
+void put_slice(H5File& file, Json& manifest, const std::string& name, const TensorSlice& slice) {
+  check(slice.values.defined() && slice.values.dim() == 1 && slice.offset >= 0 &&
+            slice.offset + slice.values.numel() <= numel_of(slice.shape),
+        "[checkpoint] optimizer_slice/", name, ": a slice of ", slice.values.numel(),
+        " elements at offset ", slice.offset, " does not fit shape ", shape_str(slice.shape));
+  put(file, manifest, "optimizer_slice", name, slice.values);
+  std::string full = "optimizer_slice/" + name;
+  file.write_dataset_attribute(full, "offset", std::to_string(slice.offset));
+  file.write_dataset_attribute(full, "full_shape", shape_str(slice.shape));
 }
 
 /// Writes one rank's streams: rng<sub>/<name> and sampler<sub>/<name> (`sub` is "" for rank
@@ -172,23 +192,53 @@ H5File open_checked(const std::string& path) {
   check(file->has_attribute("version"), "[checkpoint] ", path,
         " has no 'version' attribute; the file is damaged");
   int64_t version = parse_int(file->read_attribute("version"), "version", path);
-  check(version == kCheckpointVersion, "[checkpoint] ", path, " has format version ", version,
-        ", but this build of strata reads version ", kCheckpointVersion,
+  check(version >= kCheckpointOldestVersion && version <= kCheckpointVersion, "[checkpoint] ", path,
+        " has format version ", version, ", but this build of strata reads versions ",
+        kCheckpointOldestVersion, " to ", kCheckpointVersion,
         "; use the strata that wrote it (its `strata ckpt export` writes plain arrays)");
   return std::move(*file);
 }
 
-void read_header(const H5File& file, CheckpointInfo& info) {
+/// A file's root attributes: a main file's metadata, or a part file's identity.
+struct Header {
+  CheckpointInfo info;
+  int64_t part_rank = 0;  // > 0: a part file
+  std::string token;
+};
+
+Header read_header(const H5File& file) {
+  Header h;
+  CheckpointInfo& info = h.info;
   info.path = file.path();
-  info.version = kCheckpointVersion;
-  for (const char* key : {"step", "epoch", "config", "layout", "datasets"}) {
+  info.version = parse_int(file.read_attribute("version"), "version", file.path());
+  if (file.has_attribute("part_rank")) {
+    h.part_rank = parse_int(file.read_attribute("part_rank"), "part_rank", file.path());
+  }
+  for (const char* key : {"step", "epoch", "datasets"}) {
     check(file.has_attribute(key), "[checkpoint] ", file.path(), " has no '", key,
           "' attribute; the file is incomplete or damaged");
   }
   info.step = parse_int(file.read_attribute("step"), "step", file.path());
   info.epoch = parse_int(file.read_attribute("epoch"), "epoch", file.path());
+  if (file.has_attribute("token")) h.token = file.read_attribute("token");
+  if (h.part_rank > 0) return h;
+  for (const char* key : {"config", "layout"}) {
+    check(file.has_attribute(key), "[checkpoint] ", file.path(), " has no '", key,
+          "' attribute; the file is incomplete or damaged");
+  }
   info.config = parse_json_attr(file, "config");
   info.layout = parse_json_attr(file, "layout");
+  if (file.has_attribute("parts")) {
+    Json parts = parse_json_attr(file, "parts");
+    check(parts.is_array(), "[checkpoint] ", file.path(), ": the 'parts' list is not a list");
+    for (const auto& p : parts) {
+      check(p.is_object() && p.contains("rank") && p["rank"].is_number_integer() &&
+                p.contains("file") && p["file"].is_string(),
+            "[checkpoint] ", file.path(), ": a 'parts' entry is not {\"rank\", \"file\"}");
+      info.parts.push_back({p["rank"].get<int64_t>(), p["file"].get<std::string>()});
+    }
+  }
+  return h;
 }
 
 std::vector<std::string> manifest_of(const H5File& file) {
@@ -247,38 +297,6 @@ RankStreams& streams_of(Checkpoint& ckpt, RankStreams& rank0, const std::string&
   return ckpt.other_ranks[rank - 1];
 }
 
-/// Places a verified dataset into its field of `ckpt` by group; rank 0's streams gather in
-/// `rank0` (moved into ckpt.rng and ckpt.samplers at the end).
-void route(Checkpoint& ckpt, RankStreams& rank0, const std::string& path, const std::string& full,
-           Tensor t) {
-  size_t slash = full.find('/');
-  check(slash != std::string::npos, "[checkpoint] ", path, ": unexpected top-level dataset '", full,
-        "'");
-  std::string group = full.substr(0, slash), name = full.substr(slash + 1);
-  if (group == "model") {
-    ckpt.model[name] = t;
-  } else if (group == "optimizer") {
-    ckpt.optimizer[name] = t;
-  } else if (group == "extra") {
-    ckpt.extra[name] = t;
-  } else if (group == "rng" || group == "sampler") {
-    auto v = pair_of(t, path, full);
-    RankStreams& r = streams_of(ckpt, rank0, path, full, name);
-    if (group == "rng") {
-      r.rng[name] = {static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])};
-    } else {
-      r.samplers[name] = {v[0], v[1]};
-    }
-  } else if (group == "schedule") {
-    check(name == "step" && t.numel() == 1 && static_cast<int64_t>(t.item()) == ckpt.step,
-          "[checkpoint] ", path, ": dataset '", full, "' disagrees with the step attribute ",
-          ckpt.step);
-  } else {
-    throw Error(
-        str_cat("[checkpoint] ", path, ": dataset '", full, "' is in unknown group '", group, "'"));
-  }
-}
-
 Shape parse_shape(const std::string& text) {
   Shape s;
   int64_t v = 0;
@@ -309,6 +327,150 @@ auto guarded(const std::string& path, const char* what, F f) {
   }
 }
 
+/// A checkpoint being read: the main file's and every part's datasets gather here.
+struct Reading {
+  Checkpoint ckpt;
+  RankStreams rank0;
+  std::map<std::string, std::vector<TensorSlice>> slices;  // optimizer_slice/ by key
+};
+
+/// Stores `value` under `name`, refusing a name that an earlier file of the checkpoint had.
+template <class Map, class V>
+void insert_once(Map& map, const std::string& name, V value, const std::string& path,
+                 const std::string& full) {
+  check(map.emplace(name, std::move(value)).second, "[checkpoint] ", path, ": dataset '", full,
+        "' is also in another file of this checkpoint; the files belong to different saves");
+}
+
+/// Places a verified dataset into its field by group; rank 0's streams gather in
+/// `rd.rank0` (moved into ckpt.rng and ckpt.samplers at the end). `part` files hold only
+/// other ranks' streams.
+void route(Reading& rd, const H5File& file, const std::string& full, Tensor t, bool part) {
+  const std::string& path = file.path();
+  Checkpoint& ckpt = rd.ckpt;
+  size_t slash = full.find('/');
+  check(slash != std::string::npos, "[checkpoint] ", path, ": unexpected top-level dataset '", full,
+        "'");
+  std::string group = full.substr(0, slash), name = full.substr(slash + 1);
+  if (group == "model") {
+    insert_once(ckpt.model, name, t, path, full);
+  } else if (group == "optimizer") {
+    insert_once(ckpt.optimizer, name, t, path, full);
+  } else if (group == "optimizer_slice") {
+    TensorSlice s;
+    s.offset = parse_int(file.read_dataset_attribute(full, "offset"), "offset", path);
+    s.shape = parse_shape(file.read_dataset_attribute(full, "full_shape"));
+    check(t.dim() == 1 && s.offset >= 0 && s.offset + t.numel() <= numel_of(s.shape),
+          "[checkpoint] ", path, ": slice '", full, "' (", t.desc(), " at offset ", s.offset,
+          ") does not fit its full shape ", shape_str(s.shape), "; the file is damaged");
+    s.values = t;
+    rd.slices[name].push_back(std::move(s));
+  } else if (group == "extra") {
+    insert_once(ckpt.extra, name, t, path, full);
+  } else if (group == "rng" || group == "sampler") {
+    auto v = pair_of(t, path, full);
+    RankStreams& r = streams_of(ckpt, rd.rank0, path, full, name);
+    check(!part || &r != &rd.rank0, "[checkpoint] ", path, ": dataset '", full,
+          "' is rank 0's stream, which belongs in the main file");
+    if (group == "rng") {
+      insert_once(r.rng, name,
+                  Generator::State{static_cast<uint64_t>(v[0]), static_cast<uint64_t>(v[1])}, path,
+                  full);
+    } else {
+      insert_once(r.samplers, name, Sampler::State{v[0], v[1]}, path, full);
+    }
+  } else if (group == "schedule") {
+    check(name == "step" && t.numel() == 1 && static_cast<int64_t>(t.item()) == ckpt.step,
+          "[checkpoint] ", path, ": dataset '", full, "' disagrees with the step attribute ",
+          ckpt.step);
+  } else {
+    throw Error(
+        str_cat("[checkpoint] ", path, ": dataset '", full, "' is in unknown group '", group, "'"));
+  }
+}
+
+/// Joins the pieces of each sliced tensor into the full tensor; they must cover it exactly.
+void assemble_slices(Reading& rd, const std::string& path) {
+  for (auto& [name, pieces] : rd.slices) {
+    std::sort(pieces.begin(), pieces.end(),
+              [](const TensorSlice& a, const TensorSlice& b) { return a.offset < b.offset; });
+    const TensorSlice& first = pieces.front();
+    Tensor full = empty(first.shape, first.values.dtype());
+    auto esize = static_cast<int64_t>(dtype_size(full.dtype()));
+    int64_t next = 0;
+    for (const TensorSlice& s : pieces) {
+      check(s.shape == first.shape && s.values.dtype() == first.values.dtype() && s.offset == next,
+            "[checkpoint] ", path, ": the slices of optimizer state '", name,
+            "' do not fit together (a slice at element ", s.offset, " of ", shape_str(s.shape),
+            " where element ", next, " of ", shape_str(first.shape),
+            " was expected); a part file is missing or from another save");
+      std::memcpy(static_cast<char*>(full.raw_data()) + next * esize, s.values.raw_data(),
+                  static_cast<size_t>(s.values.numel() * esize));
+      next += s.values.numel();
+    }
+    check(next == full.numel(), "[checkpoint] ", path, ": the slices of optimizer state '", name,
+          "' cover ", next, " of its ", full.numel(), " elements; a part file is missing");
+    insert_once(rd.ckpt.optimizer, name, full, path, "optimizer_slice/" + name);
+  }
+}
+
+void read_datasets(Reading& rd, const H5File& file, bool part) {
+  const std::string& path = file.path();
+  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
+    Tensor t = read_verified(file, name);
+    guarded(path, ("attributes of dataset '" + name + "'").c_str(), [&] {
+      route(rd, file, name, t, part);
+      return 0;
+    });
+  }
+}
+
+/// Opens the part `ref` of the main file `main` and checks that it belongs to that save.
+H5File open_part(const std::string& main, const Header& h, const PartRef& ref) {
+  std::string path = (std::filesystem::path(main).parent_path() / ref.file).string();
+  std::optional<H5File> file;
+  try {
+    file.emplace(open_checked(path));
+  } catch (const Error& e) {
+    throw Error(str_cat("[checkpoint] ", main, " is incomplete: its part file ", path, " (rank ",
+                        ref.rank, "'s state) cannot be read: ", e.what()));
+  }
+  Header ph = guarded(path, "root attributes", [&] { return read_header(*file); });
+  check(ph.part_rank == ref.rank && ph.info.step == h.info.step && ph.token == h.token,
+        "[checkpoint] ", main, ": its part file ", path, " belongs to another save (rank ",
+        ph.part_rank, ", step ", ph.info.step, ", token '", ph.token, "'; expected rank ", ref.rank,
+        ", step ", h.info.step, ", token '", h.token,
+        "'); the checkpoint is incomplete: resume from an earlier one");
+  return std::move(*file);
+}
+
+/// Opens a main file: a part file given by mistake is refused with its main file's name.
+Header open_main(const std::string& path, std::optional<H5File>& file) {
+  file.emplace(guarded(path, "header", [&] { return open_checked(path); }));
+  Header h = guarded(path, "root attributes", [&] { return read_header(*file); });
+  check(h.part_rank == 0, "[checkpoint] ", path, " is rank ", h.part_rank,
+        "'s part of the checkpoint of step ", h.info.step, "; read its main file ckpt-",
+        h.info.step, ".h5");
+  return h;
+}
+
+std::vector<CheckpointEntry> entries_of(const H5File& file, const std::string& prefix) {
+  const std::string& path = file.path();
+  std::vector<CheckpointEntry> out;
+  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
+    CheckpointEntry e;
+    e.name = prefix + name;
+    guarded(path, ("attributes of dataset '" + name + "'").c_str(), [&] {
+      e.dtype = parse_dtype(file.read_dataset_attribute(name, "dtype"));
+      e.shape = parse_shape(file.read_dataset_attribute(name, "shape"));
+      return 0;
+    });
+    e.bytes = numel_of(e.shape) * dtype_size(e.dtype);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace
 
 uint32_t crc32(const void* data, size_t size, uint32_t crc) {
@@ -326,68 +488,85 @@ uint32_t crc32(const void* data, size_t size, uint32_t crc) {
   return ~crc32_table(c, p, size);
 }
 
+std::string part_file_name(int64_t step, int64_t rank) {
+  return str_cat("ckpt-", step, ".part", rank, ".h5");
+}
+
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  const bool main = ckpt.part_rank == 0;
+  check(ckpt.part_rank >= 0, "[checkpoint] part_rank must be >= 0, got ", ckpt.part_rank);
+  check(main || (ckpt.rng.empty() && ckpt.samplers.empty() && ckpt.parts.empty()), "[checkpoint] ",
+        path,
+        ": a part file holds other ranks' streams only (rank<N>/) and "
+        "lists no parts");
   H5File file(path, H5File::Mode::create, /*checksummed_metadata=*/true);
   Json manifest = Json::array();
   for (const auto& [name, t] : ckpt.model) put(file, manifest, "model", name, t);
   for (const auto& [name, t] : ckpt.optimizer) put(file, manifest, "optimizer", name, t);
+  for (const auto& [name, s] : ckpt.optimizer_slices) put_slice(file, manifest, name, s);
   put_streams(file, manifest, "", {ckpt.rng, ckpt.samplers});
   for (size_t r = 0; r < ckpt.other_ranks.size(); ++r) {
     put_streams(file, manifest, str_cat("/rank", r + 1), ckpt.other_ranks[r]);
   }
-  put(file, manifest, "schedule", "step",
-      scalar_tensor(static_cast<double>(ckpt.step), DType::i64));
+  if (main) {
+    put(file, manifest, "schedule", "step",
+        scalar_tensor(static_cast<double>(ckpt.step), DType::i64));
+  }
   for (const auto& [name, t] : ckpt.extra) put(file, manifest, "extra", name, t);
   file.write_attribute("format", kCheckpointFormat);
   file.write_attribute("version", std::to_string(kCheckpointVersion));
   file.write_attribute("step", std::to_string(ckpt.step));
   file.write_attribute("epoch", std::to_string(ckpt.epoch));
-  file.write_attribute("config", ckpt.config.dump());
-  file.write_attribute("layout", ckpt.layout.dump());
   file.write_attribute("checksum", "crc32");
   file.write_attribute("datasets", manifest.dump());
+  if (!ckpt.token.empty()) file.write_attribute("token", ckpt.token);
+  if (main) {
+    file.write_attribute("config", ckpt.config.dump());
+    file.write_attribute("layout", ckpt.layout.dump());
+    Json parts = Json::array();
+    for (const PartRef& p : ckpt.parts) {
+      check(p.rank > 0 && !p.file.empty() && p.file.find('/') == std::string::npos,
+            "[checkpoint] part ", p.rank, " '", p.file, "': parts are ranks > 0 with a file name");
+      parts.push_back(Json{{"rank", p.rank}, {"file", p.file}});
+      file.link_external(str_cat("parts/rank", p.rank), p.file);
+    }
+    file.write_attribute("parts", parts.dump());
+  } else {
+    file.write_attribute("part_rank", std::to_string(ckpt.part_rank));
+  }
   file.flush();
   file.close();
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
-  H5File file = guarded(path, "header", [&] { return open_checked(path); });
-  CheckpointInfo info;
-  guarded(path, "root attributes", [&] {
-    read_header(file, info);
-    return 0;
-  });
-  Checkpoint ckpt;
-  ckpt.step = info.step;
-  ckpt.epoch = info.epoch;
-  ckpt.config = info.config;
-  ckpt.layout = info.layout;
-  RankStreams rank0;
-  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
-    route(ckpt, rank0, path, name, read_verified(file, name));
-  }
-  ckpt.rng = std::move(rank0.rng);
-  ckpt.samplers = std::move(rank0.samplers);
-  return ckpt;
+  std::optional<H5File> file;
+  Header h = open_main(path, file);
+  Reading rd;
+  Checkpoint& ckpt = rd.ckpt;
+  ckpt.step = h.info.step;
+  ckpt.epoch = h.info.epoch;
+  ckpt.config = h.info.config;
+  ckpt.layout = h.info.layout;
+  ckpt.version = h.info.version;
+  ckpt.token = h.token;
+  ckpt.parts = h.info.parts;
+  read_datasets(rd, *file, false);
+  for (const PartRef& ref : h.info.parts) read_datasets(rd, open_part(path, h, ref), true);
+  assemble_slices(rd, path);
+  ckpt.rng = std::move(rd.rank0.rng);
+  ckpt.samplers = std::move(rd.rank0.samplers);
+  return std::move(rd.ckpt);
 }
 
 CheckpointInfo inspect_checkpoint(const std::string& path) {
-  H5File file = guarded(path, "header", [&] { return open_checked(path); });
-  CheckpointInfo info;
-  guarded(path, "root attributes", [&] {
-    read_header(file, info);
-    return 0;
-  });
-  for (const std::string& name : guarded(path, "manifest", [&] { return manifest_of(file); })) {
-    CheckpointEntry e;
-    e.name = name;
-    guarded(path, ("attributes of dataset '" + name + "'").c_str(), [&] {
-      e.dtype = parse_dtype(file.read_dataset_attribute(name, "dtype"));
-      e.shape = parse_shape(file.read_dataset_attribute(name, "shape"));
-      return 0;
-    });
-    e.bytes = numel_of(e.shape) * dtype_size(e.dtype);
-    info.entries.push_back(std::move(e));
+  std::optional<H5File> file;
+  Header h = open_main(path, file);
+  CheckpointInfo info = h.info;
+  info.entries = entries_of(*file, "");
+  for (const PartRef& ref : h.info.parts) {
+    for (auto& e : entries_of(open_part(path, h, ref), str_cat("parts/rank", ref.rank, "/"))) {
+      info.entries.push_back(std::move(e));
+    }
   }
   return info;
 }

@@ -23,6 +23,9 @@ Checkpoint snapshot(const Checkpoint& ckpt) {
   deep_copy(snap.model);
   deep_copy(snap.optimizer);
   deep_copy(snap.extra);
+  for (auto& [name, s] : snap.optimizer_slices) {
+    s.values = s.values.detach().to(Device::cpu()).contiguous().clone();
+  }
   return snap;
 }
 
@@ -31,10 +34,14 @@ AsyncCheckpointWriter::~AsyncCheckpointWriter() {
 }
 
 void AsyncCheckpointWriter::save(const Checkpoint& ckpt) {
+  start(ckpt, [](const CheckpointDir& dir, const Checkpoint& c) { return dir.save(c); });
+}
+
+void AsyncCheckpointWriter::start(const Checkpoint& ckpt, Job write) {
   wait();
   pending_step_ = ckpt.step;
   // The snapshot is taken here, on the caller's thread, before training moves on.
-  pending_ = std::async(std::launch::async, [this, snap = snapshot(ckpt)] {
+  pending_ = std::async(std::launch::async, [this, snap = snapshot(ckpt), write] {
     // The writer yields the cores to training (Linux nices threads one by one): on a busy
     // machine it would otherwise preempt a training thread, and an OpenMP region runs at
     // the pace of its slowest thread (bench/ckpt_bench.cpp: 0.55 of the idle steps/s on 2
@@ -42,7 +49,7 @@ void AsyncCheckpointWriter::save(const Checkpoint& ckpt) {
     // the next save or at the end, so training never waits on it longer than on a
     // synchronous save. Best effort.
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-    return dir_.save(snap);
+    return write(dir_, snap);
   });
 }
 

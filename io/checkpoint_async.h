@@ -2,6 +2,7 @@
 // then written and committed by a background thread while training goes on.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <string>
 
@@ -22,6 +23,11 @@ class AsyncCheckpointWriter {
   /// Waits for the previous save (rethrowing its error), snapshots `ckpt` into host copies
   /// and starts committing it (CheckpointDir::save) in the background.
   void save(const Checkpoint& ckpt);
+  /// As save(), but the background thread runs `write` on the snapshot instead (one phase of
+  /// a multi-rank save: CheckpointDir::write_part or prepare); its result is what poll() and
+  /// wait() return.
+  using Job = std::function<std::string(const CheckpointDir&, const Checkpoint&)>;
+  void start(const Checkpoint& ckpt, Job write);
   /// If the save in flight has finished: rethrows its error, or returns its path. Returns ""
   /// while it runs or when there is none. Call once per step so a failure stops the run.
   std::string poll();

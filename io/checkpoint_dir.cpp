@@ -60,22 +60,62 @@ int64_t CheckpointDir::step_of(const std::string& filename) {
   return ec == std::errc() && end == last && step >= 0 ? step : -1;
 }
 
-std::string CheckpointDir::save(const Checkpoint& ckpt) const {
+bool CheckpointDir::parse_part(const std::string& filename, int64_t& step, int64_t& rank) {
+  size_t dot = filename.find(".part");
+  if (dot == std::string::npos || step_of(filename.substr(0, dot) + ".h5") < 0) return false;
+  const std::string suffix = ".h5";
+  const char* first = filename.data() + dot + 5;
+  const char* last = filename.data() + filename.size() - suffix.size();
+  if (filename.size() < dot + 5 + suffix.size() + 1 ||
+      filename.compare(filename.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  auto [end, ec] = std::from_chars(first, last, rank);
+  step = step_of(filename.substr(0, dot) + ".h5");
+  return ec == std::errc() && end == last && rank >= 1;
+}
+
+namespace {
+
+/// Writes `ckpt` to `path` + ".tmp" and fsyncs it; a failed write leaves nothing behind.
+void write_durably(const std::string& tmp, const Checkpoint& ckpt) {
   std::error_code ec;
-  fs::create_directories(dir_, ec);
-  check(!ec, "[checkpoint] cannot create checkpoint.dir ", dir_, ": ", ec.message());
-  remove_temporaries();
-  std::string name = "ckpt-" + std::to_string(ckpt.step) + ".h5";
-  std::string final_path = (fs::path(dir_) / name).string();
-  std::string tmp = final_path + ".tmp";
   try {
     write_checkpoint(tmp, ckpt);
     fsync_path(tmp, false);
   } catch (...) {
-    fs::remove(tmp, ec);  // a failed write leaves nothing behind
+    fs::remove(tmp, ec);
     throw;
   }
-  rename_durably(tmp, final_path, dir_);
+}
+
+void make_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  check(!ec, "[checkpoint] cannot create checkpoint.dir ", dir, ": ", ec.message());
+}
+
+}  // namespace
+
+std::string CheckpointDir::save(const Checkpoint& ckpt) const {
+  prepare(ckpt);
+  return commit(ckpt.step);
+}
+
+std::string CheckpointDir::prepare(const Checkpoint& ckpt) const {
+  check(ckpt.part_rank == 0, "[checkpoint] prepare() writes main files; rank ", ckpt.part_rank,
+        "'s part goes through write_part()");
+  make_dir(dir_);
+  remove_leftovers(ckpt.step);
+  std::string tmp = (fs::path(dir_) / ("ckpt-" + std::to_string(ckpt.step) + ".h5.tmp")).string();
+  write_durably(tmp, ckpt);
+  return tmp;
+}
+
+std::string CheckpointDir::commit(int64_t step) const {
+  std::string name = "ckpt-" + std::to_string(step) + ".h5";
+  std::string final_path = (fs::path(dir_) / name).string();
+  rename_durably(final_path + ".tmp", final_path, dir_);
 
   std::string pointer = (fs::path(dir_) / kLatest).string();
   {
@@ -88,6 +128,15 @@ std::string CheckpointDir::save(const Checkpoint& ckpt) const {
   rename_durably(pointer + ".tmp", pointer, dir_);
   prune();
   return final_path;
+}
+
+std::string CheckpointDir::write_part(const Checkpoint& ckpt) const {
+  check(ckpt.part_rank > 0, "[checkpoint] write_part() writes the parts of ranks > 0");
+  make_dir(dir_);
+  std::string path = (fs::path(dir_) / part_file_name(ckpt.step, ckpt.part_rank)).string();
+  write_durably(path + ".tmp", ckpt);
+  rename_durably(path + ".tmp", path, dir_);
+  return path;
 }
 
 std::vector<std::string> CheckpointDir::files() const {
@@ -126,14 +175,22 @@ std::optional<CheckpointDir::Found> CheckpointDir::newest_valid(
   return std::nullopt;
 }
 
-void CheckpointDir::remove_temporaries() const {
-  // Only this run writes here, so any temporary is left over from a killed writer.
+void CheckpointDir::remove_leftovers(int64_t step) const {
+  // Only this run writes here, so a temporary is left over from a killed writer, and a part
+  // that no main file lists from a save that never committed. The current step's parts and
+  // their temporaries are spared: other ranks may be writing them right now.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     std::string name = entry.path().filename().string();
-    bool ckpt_tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
-                    step_of(name.substr(0, name.size() - 4)) >= 0;
-    if (ckpt_tmp || name == std::string(kLatest) + ".tmp") fs::remove(entry.path(), ec);
+    bool tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    std::string base = tmp ? name.substr(0, name.size() - 4) : name;
+    int64_t part_step = -1, rank = 0;
+    bool part = parse_part(base, part_step, rank);
+    bool remove = (tmp && step_of(base) >= 0) || name == std::string(kLatest) + ".tmp";
+    if (part && part_step != step) {
+      remove = tmp || !fs::exists(fs::path(dir_) / ("ckpt-" + std::to_string(part_step) + ".h5"));
+    }
+    if (remove) fs::remove(entry.path(), ec);
   }
 }
 
@@ -141,8 +198,19 @@ void CheckpointDir::prune() const {
   std::vector<std::string> all = files();
   std::string keep_always = latest();
   std::error_code ec;
+  std::vector<int64_t> dropped;
   for (size_t i = static_cast<size_t>(keep_); i < all.size(); ++i) {
-    if (all[i] != keep_always) fs::remove(all[i], ec);
+    if (all[i] == keep_always) continue;
+    fs::remove(all[i], ec);
+    dropped.push_back(step_of(fs::path(all[i]).filename().string()));
+  }
+  if (dropped.empty()) return;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    int64_t part_step = -1, rank = 0;
+    if (parse_part(entry.path().filename().string(), part_step, rank) &&
+        std::find(dropped.begin(), dropped.end(), part_step) != dropped.end()) {
+      fs::remove(entry.path(), ec);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
-// A folder of checkpoints: atomic commits (temporary name, fsync, rename, then the `latest`
-// pointer), retention of the newest K, and finding the newest valid checkpoint to resume.
+// A folder of checkpoints: atomic two-phase commits (every part durable, then the main file's
+// rename, then the `latest` pointer), retention of the newest K, and the newest valid one.
 #pragma once
 
 #include <optional>
@@ -16,10 +16,19 @@ class CheckpointDir {
   CheckpointDir(std::string dir, int64_t keep);
   const std::string& dir() const { return dir_; }
 
-  /// Commits `ckpt` as <dir>/ckpt-<step>.h5: written as ckpt-<step>.h5.tmp, fsynced, renamed,
-  /// the folder fsynced, then `latest` replaced the same way; then files beyond the newest
-  /// `keep` and temporaries left by killed writers are removed. Returns the file's path.
+  /// Commits `ckpt` (a main file) as <dir>/ckpt-<step>.h5: prepare(), then commit().
   std::string save(const Checkpoint& ckpt) const;
+  /// Phase 1 of a main file: removes what killed or failed saves left (temporaries, and
+  /// parts of steps other than this one that no main file lists), then writes
+  /// ckpt-<step>.h5.tmp and fsyncs it. Returns the temporary's path.
+  std::string prepare(const Checkpoint& ckpt) const;
+  /// Phase 2, once every part of the save is durable: renames ckpt-<step>.h5.tmp to
+  /// ckpt-<step>.h5 and fsyncs the folder, replaces `latest` the same way, then removes
+  /// checkpoints beyond the newest `keep` together with their parts. Returns the file's path.
+  std::string commit(int64_t step) const;
+  /// Writes rank ckpt.part_rank's part durably as <dir>/ckpt-<step>.part<R>.h5 (temporary,
+  /// fsync, rename, folder fsync); it counts once a committed main file lists it.
+  std::string write_part(const Checkpoint& ckpt) const;
 
   /// Committed checkpoint files (ckpt-<step>.h5), newest (highest step) first.
   std::vector<std::string> files() const;
@@ -37,9 +46,11 @@ class CheckpointDir {
 
   /// The step of a file named ckpt-<step>.h5, or -1 for any other name.
   static int64_t step_of(const std::string& filename);
+  /// Parses a part file's name, ckpt-<step>.part<rank>.h5; false for any other name.
+  static bool parse_part(const std::string& filename, int64_t& step, int64_t& rank);
 
  private:
-  void remove_temporaries() const;
+  void remove_leftovers(int64_t step) const;
   void prune() const;
   std::string dir_;
   int64_t keep_;

@@ -275,6 +275,15 @@ std::string H5File::read_dataset_attribute(const std::string& name, const std::s
   return read_string_attr(ds.get(), key, where);
 }
 
+void H5File::link_external(const std::string& name, const std::string& target,
+                           const std::string& object) {
+  std::string where = path_ + ":" + name;
+  ensure_parents(file_.get(), name, where);
+  STRATA_H5(H5Lcreate_external(target.c_str(), object.c_str(), file_.get(), name.c_str(),
+                               H5P_DEFAULT, H5P_DEFAULT),
+            where);
+}
+
 void H5File::flush() { STRATA_H5(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), path_); }
 
 void H5File::close() { file_.reset(); }

@@ -55,6 +55,10 @@ class H5File {
   void write_dataset_attribute(const std::string& name, const std::string& key,
                                const std::string& value);
   std::string read_dataset_attribute(const std::string& name, const std::string& key) const;
+  /// Creates `name` as an external link to object `object` of file `target` (a relative
+  /// `target` resolves beside this file when read; h5py follows the link).
+  void link_external(const std::string& name, const std::string& target,
+                     const std::string& object = "/");
   /// Flushes HDF5's buffers to the OS.
   void flush();
   /// Closes the file now (destructor does it too).

@@ -9,45 +9,41 @@
 
 #include "io/checkpoint.h"
 #include "io/checkpoint_async.h"
+#include "launch/checkpoint_state.h"
 #include "launch/trainer.h"
 
 namespace strata::launch {
 
-/// A checkpoint of `parts` after `step` optimizer steps. Tensors are the live state (no
-/// copies): write it before the next step changes them. A collective: every rank calls it at
-/// the same step boundary, and each gets every rank's random streams and sampler positions.
-io::Checkpoint capture_checkpoint(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
-                                  int64_t step, int64_t epoch);
-
 /// Saves the training loop's checkpoints into checkpoint.dir (atomic commits that keep the
 /// newest checkpoint.keep), on the calling thread or, with checkpoint.async, in the background.
+/// Every rank that owns state writes its own file (launch/checkpoint_state.h); world rank 0
+/// commits the main file only once every rank's part is durable (two-phase commit).
 class Checkpointer {
  public:
-  /// Only rank 0 writes; save() is a collective (every rank's streams are gathered).
   Checkpointer(const Json& cfg, const LaunchEnv& env);
-  /// Call at every step boundary: reports a finished background save, or stops the run with
-  /// its error.
+  /// Call at every step boundary on every rank. While a background save is in flight the
+  /// ranks agree (a small all-reduce) whether all parts are durable: then rank 0 commits.
+  /// A failed save on any rank stops the run on every rank with its error.
   void poll();
-  /// Checkpoints `parts` after `step` steps (the state is captured before this returns).
+  /// Checkpoints `parts` after `step` steps (a collective; the state is captured before this
+  /// returns). A background save still in flight is finished and committed first.
   void save(TrainParts& parts, int64_t step, int64_t epoch);
-  /// Waits for a save in flight (end of training).
+  /// Finishes and commits a save in flight (end of training; a collective).
   void finish();
 
  private:
+  void settle(bool block);
+  void agree_and_commit(const std::string& error);
   void announce(const std::string& path, double seconds) const;
   const Json& cfg_;
   const LaunchEnv& env_;
-  bool enabled_;
   io::CheckpointDir dir_;
   std::unique_ptr<io::AsyncCheckpointWriter> async_;
+  std::shared_ptr<dist::Communicator> world_;
+  int64_t pending_ = -1;  // the step of the save being written (async), or -1
+  size_t n_parts_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
-
-/// Loads everything in `ckpt` into `parts`. Names must match exactly (model, optimizer,
-/// random streams, samplers, extra state); errors start with "[resume]" and name the key.
-/// Each rank restores its own streams; on another world size samplers continue at the same
-/// global position (docs/checkpoint-format.md, "Resuming on another layout").
-void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt);
 
 /// Resolves --resume: "none" (or "") starts fresh, "auto" takes the newest valid checkpoint
 /// in checkpoint.dir (moving damaged newer ones aside as *.damaged), any other value is a

@@ -1,5 +1,5 @@
-// The ckpt subcommands. Verification is read_checkpoint itself, so `verify` and a resume
-// accept exactly the same files.
+// The ckpt subcommands. Verification is read_checkpoint itself (the main file and its parts),
+// so `verify` and a resume accept exactly the same checkpoints.
 #include "launch/ckpt_command.h"
 
 #include <cstdio>
@@ -56,6 +56,10 @@ int ckpt_inspect(const std::string& path) {
   std::printf("%s: strata checkpoint version %lld, step %lld, epoch %lld\nlayout: %s\n",
               file.c_str(), static_cast<long long>(info.version), static_cast<long long>(info.step),
               static_cast<long long>(info.epoch), info.layout.dump().c_str());
+  for (const auto& p : info.parts) {
+    std::printf("part: %s (rank %lld's state; its datasets are listed as parts/rank%lld/...)\n",
+                p.file.c_str(), static_cast<long long>(p.rank), static_cast<long long>(p.rank));
+  }
   int64_t total = 0;
   for (const auto& e : info.entries) {
     std::printf("  %-48s %-5s %-18s %s\n", e.name.c_str(), std::string(dtype_name(e.dtype)).c_str(),
@@ -75,8 +79,9 @@ int ckpt_verify(const std::vector<std::string>& paths) {
         io::Checkpoint c = io::read_checkpoint(file);
         size_t n = c.model.size() + c.optimizer.size() + c.rng.size() + c.samplers.size() +
                    c.extra.size() + 1;
-        std::printf("ok      %s (step %lld, %zu datasets, checksums verified)\n", file.c_str(),
-                    static_cast<long long>(c.step), n);
+        for (const auto& r : c.other_ranks) n += r.rng.size() + r.samplers.size();
+        std::printf("ok      %s (step %lld, %zu tensors from %zu file(s), checksums verified)\n",
+                    file.c_str(), static_cast<long long>(c.step), n, c.parts.size() + 1);
       } catch (const Error& e) {
         std::printf("FAILED  %s\n        %s\n", file.c_str(), e.what());
         ++bad;
@@ -96,13 +101,20 @@ int ckpt_export(const std::string& path, const std::string& out, bool all) {
     if (all) {
       for (const auto& [name, t] : c.optimizer)
         file.write_tensor("optimizer/" + name, exportable(t));
-      for (const auto& [name, s] : c.rng) {
-        file.write_tensor("rng/" + name,
-                          from_vector<int64_t>(
-                              {static_cast<int64_t>(s.seed), static_cast<int64_t>(s.offset)}, {2}));
-      }
-      for (const auto& [name, s] : c.samplers) {
-        file.write_tensor("sampler/" + name, from_vector<int64_t>({s.epoch, s.cursor}, {2}));
+      std::vector<io::RankStreams> ranks{{c.rng, c.samplers}};
+      ranks.insert(ranks.end(), c.other_ranks.begin(), c.other_ranks.end());
+      for (size_t r = 0; r < ranks.size(); ++r) {
+        std::string sub = r == 0 ? "" : str_cat("rank", r, "/");
+        for (const auto& [name, s] : ranks[r].rng) {
+          file.write_tensor(
+              "rng/" + sub + name,
+              from_vector<int64_t>({static_cast<int64_t>(s.seed), static_cast<int64_t>(s.offset)},
+                                   {2}));
+        }
+        for (const auto& [name, s] : ranks[r].samplers) {
+          file.write_tensor("sampler/" + sub + name,
+                            from_vector<int64_t>({s.epoch, s.cursor}, {2}));
+        }
       }
       for (const auto& [name, t] : c.extra) file.write_tensor("extra/" + name, exportable(t));
     }

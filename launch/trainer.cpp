@@ -245,28 +245,6 @@ Tensor train_step(TrainParts& parts, int64_t step, double clip, double& lr) {
   return loss;
 }
 
-/// ZeRO shards the optimizer state over the ranks, and checkpoints hold only replicated
-/// state so far: a ZeRO run that would save or resume stops here instead of resuming wrongly.
-void check_zero_checkpoints(const TrainParts& parts, const io::Checkpoint* resume,
-                            int64_t ckpt_every, bool stops_early) {
-  if (!parts.zero) return;
-  check(resume == nullptr && ckpt_every == 0 && !stops_early,
-        "[train] parallel.zero: checkpoints of the sharded optimizer state are not supported "
-        "yet; set checkpoint.every=0, leave train.stop_at_step at 0 and --resume none, or turn "
-        "parallel.zero off");
-}
-
-/// Pipeline stages hold only their own parameters, and checkpoints do not gather them yet: a
-/// pipelined run that would save or resume stops here instead of losing state.
-void check_pipeline_checkpoints(const TrainParts& parts, const io::Checkpoint* resume,
-                                int64_t ckpt_every, bool stops_early) {
-  if (!parts.pipeline) return;
-  check(resume == nullptr && ckpt_every == 0 && !stops_early,
-        "[train] parallel.pp > 1: checkpoints of pipeline stages are not supported yet; set "
-        "checkpoint.every=0, leave train.stop_at_step at 0 and --resume none, or set "
-        "parallel.pp=1");
-}
-
 /// Writes this rank's Chrome trace to <trace.path>.rank<N>.json (trace.path set).
 void write_trace(const TrainParts& parts, const Json& cfg, const LaunchEnv& env) {
   if (!parts.timeline) return;
@@ -312,8 +290,6 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
           ? (std::filesystem::path(get<std::string>(cfg, "run_dir")) / "metrics.jsonl").string()
           : "";
   LoopSettings ls = loop_settings(cfg, task);
-  check_zero_checkpoints(parts, resume, ls.ckpt_every, ls.stop < ls.total);
-  check_pipeline_checkpoints(parts, resume, ls.ckpt_every, ls.stop < ls.total);
   int64_t start = start_from(parts, resume, metrics);
   Logs logs = open_logs(cfg, env, metrics);
   Checkpointer saver(cfg, env);
@@ -342,11 +318,6 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     result.signal = done < ls.stop ? agreed_signal(*parts.world) : 0;
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
     if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
-      // Every rank gets here together, so a ZeRO run stops on all of them.
-      check(!parts.zero, "[train] stop signal ", result.signal, " after step ", done,
-            ": parallel.zero runs cannot checkpoint yet, so this run ends without one");
-      check(!parts.pipeline, "[train] stop signal ", result.signal, " after step ", done,
-            ": parallel.pp > 1 runs cannot checkpoint yet, so this run ends without one");
       // After the eval: the state saved is the state the next step starts from.
       saver.save(parts, done, done / ls.per_epoch);
     }

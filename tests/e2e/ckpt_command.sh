@@ -14,7 +14,7 @@ ck=$work/run/checkpoints
 
 "$strata" ckpt inspect "$ck" > "$work/inspect.log"
 grep -qF "folder $ck: latest -> $ck/ckpt-4.h5" "$work/inspect.log"
-grep -qF "$ck/ckpt-4.h5: strata checkpoint version 1, step 4, epoch 0" "$work/inspect.log"
+grep -qF "$ck/ckpt-4.h5: strata checkpoint version 2, step 4, epoch 0" "$work/inspect.log"
 grep -qE "^  model/conv1.weight +f32 +\[6, 1, 5, 5\] +600 B$" "$work/inspect.log"
 grep -qE "^  rng/init +i64 +\[2\]" "$work/inspect.log"
 
@@ -36,7 +36,7 @@ cp "$ck/ckpt-2.h5" "$work/flipped.h5"
 /usr/bin/python3 - "$work/flipped.h5" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
-    off = f["optimizer"]["0.4.exp_avg"].id.get_offset()
+    off = f["optimizer"]["fc1.weight"]["exp_avg"].id.get_offset()
 with open(sys.argv[1], "r+b") as f:
     f.seek(off + 1000); b = f.read(1); f.seek(off + 1000); f.write(bytes([b[0] ^ 1]))
 PY
@@ -45,6 +45,6 @@ if "$strata" ckpt verify "$ck/ckpt-4.h5" "$work/flipped.h5" > "$work/verify2.log
 fi
 grep -qF "ok      $ck/ckpt-4.h5 (step 4" "$work/verify2.log"
 grep -qF "FAILED  $work/flipped.h5" "$work/verify2.log"
-grep -qF "[checkpoint] $work/flipped.h5: dataset 'optimizer/0.4.exp_avg' fails its checksum" \
+grep -qF "[checkpoint] $work/flipped.h5: dataset 'optimizer/fc1.weight/exp_avg' fails its checksum" \
   "$work/verify2.log"
 echo "strata ckpt: inspect, verify and export work"

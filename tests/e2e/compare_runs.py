@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compares two runs of the same job under WORK: "straight" (never stopped) and "split"
 (stopped and resumed). Every step's loss and lr, the final eval and every dataset of the final
-checkpoints (ckpt-TOTAL.h5) must be identical, bit for bit. Usage: compare_runs.py WORK TOTAL"""
+checkpoints (ckpt-TOTAL.h5, with the part files it links to) must be identical, bit for bit. Usage: compare_runs.py WORK TOTAL"""
 import json, sys
 import h5py, numpy as np
 work, total = sys.argv[1], int(sys.argv[2])
@@ -19,8 +19,14 @@ eb = [r["eval"] for r in records("split") if "eval" in r][-1]
 assert ea == eb, f"final eval {ea} vs {eb}"
 def datasets(run):
     out = {}
+    def visit(group, prefix):
+        group.visititems(lambda n, o: out.__setitem__(prefix + n, o[()])
+                         if isinstance(o, h5py.Dataset) else None)
     with h5py.File(f"{work}/{run}/checkpoints/ckpt-{total}.h5", "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+        visit(f, "")
+        # Part files of other ranks (ZeRO shards), through the main file's external links.
+        for rank in f["parts"].keys() if "parts" in f else []:
+            visit(f["parts"][rank], f"parts/{rank}/")
     return out
 da, db = datasets("straight"), datasets("split")
 assert da.keys() == db.keys(), set(da) ^ set(db)

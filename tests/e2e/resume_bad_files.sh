@@ -63,12 +63,12 @@ expect_fail "[checkpoint] cannot open $work/trunc.h5: [hdf5] cannot open '$work/
 /usr/bin/python3 -c "
 import h5py, numpy as np
 with h5py.File('$work/foreign.h5', 'w') as f: f['w'] = np.zeros(3)
-import shutil; shutil.copy('$ck/ckpt-8.h5', '$work/v2.h5')
-with h5py.File('$work/v2.h5', 'a') as f: f.attrs['version'] = np.bytes_('2')"
+import shutil; shutil.copy('$ck/ckpt-8.h5', '$work/v3.h5')
+with h5py.File('$work/v3.h5', 'a') as f: f.attrs['version'] = np.bytes_('3')"
 expect_fail "[checkpoint] $work/foreign.h5 is not a strata checkpoint" \
   "$strata" train "${args[@]}" --set train.max_steps=10 --resume "$work/foreign.h5"
-expect_fail "[checkpoint] $work/v2.h5 has format version 2, but this build of strata reads version 1" \
-  "$strata" train "${args[@]}" --set train.max_steps=10 --resume "$work/v2.h5"
+expect_fail "[checkpoint] $work/v3.h5 has format version 3, but this build of strata reads versions 1 to 2" \
+  "$strata" train "${args[@]}" --set train.max_steps=10 --resume "$work/v3.h5"
 # A checkpoint of another model does not load.
 expect_fail "[resume] the checkpoint does not fit this run's model or optimizer" \
   "$strata" train --config "$src/configs/char_gpt_fortunes.json" \

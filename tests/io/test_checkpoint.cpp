@@ -231,14 +231,23 @@ TEST(Checkpoint, ForeignFilesAreRejected) {
 TEST(Checkpoint, OtherVersionsAreRejectedWithAdvice) {
   std::string path = temp_dir("version") + "/c.h5";
   write_checkpoint(path, sample_checkpoint());
+  EXPECT_EQ(read_checkpoint(path).version, 2);
   {
     H5File f(path, H5File::Mode::append);
-    f.write_attribute("version", "2");
+    f.write_attribute("version", "3");
   }
   EXPECT_EQ(error_of([&] { read_checkpoint(path); }),
             "[checkpoint] " + path +
-                " has format version 2, but this build of strata reads version 1; use the "
-                "strata that wrote it (its `strata ckpt export` writes plain arrays)");
+                " has format version 3, but this build of strata reads versions 1 to 2; use "
+                "the strata that wrote it (its `strata ckpt export` writes plain arrays)");
+  // Version 1 (optimizer keys "<group>.<index>.<slot>") still reads; resume converts its keys.
+  {
+    H5File f(path, H5File::Mode::append);
+    f.write_attribute("version", "1");
+  }
+  Checkpoint v1 = read_checkpoint(path);
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_TRUE(v1.optimizer.count("0.1.exp_avg"));
 }
 
 TEST(Checkpoint, MissingDatasetIsReportedAsIncomplete) {

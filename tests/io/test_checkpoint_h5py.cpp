@@ -25,7 +25,7 @@ def text(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 with h5py.File(path, "r") as f:
     assert text(f.attrs["format"]) == "strata-checkpoint", f.attrs["format"]
-    assert text(f.attrs["version"]) == "1"
+    assert text(f.attrs["version"]) == "2"
     expected = [line.split("\t") for line in open(expected_file).read().splitlines()]
     found = set(f["model"].keys())
     for name, shape, dtype in expected:

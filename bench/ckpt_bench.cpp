@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_args.h"
 #include "core/ops.h"
 #include "core/optim/adam.h"
 #include "io/checkpoint_async.h"
@@ -37,19 +38,10 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto eq = s.find('=');
-    check(s.rfind("--", 0) == 0 && eq != std::string::npos, "[ckpt_bench] bad argument '", s,
-          "'; use --key=value");
-    std::string key = s.substr(2, eq - 2), value = s.substr(eq + 1);
-    if (key == "dir") {
-      a.dir = value;
-      continue;
-    }
-    check(a.num.count(key), "[ckpt_bench] unknown option --", key);
-    a.num[key] = std::stod(value);
-  }
+  bench::BenchArgs parsed =
+      bench::parse_bench_args(argc, argv, "ckpt_bench", {a.num, {{"dir", a.dir}}});
+  a.num = parsed.num;
+  a.dir = parsed.str.at("dir");
   return a;
 }
 

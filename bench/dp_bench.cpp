@@ -14,6 +14,7 @@
 #include <map>
 #include <string>
 
+#include "bench/bench_args.h"
 #include "core/ops.h"
 #include "core/optim/adam.h"
 #include "distributed/data_parallel.h"
@@ -35,19 +36,10 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto eq = s.find('=');
-    check(s.rfind("--", 0) == 0 && eq != std::string::npos, "[dp_bench] bad argument '", s,
-          "'; use --key=value");
-    std::string key = s.substr(2, eq - 2), value = s.substr(eq + 1);
-    if (key == "trace") {
-      a.trace = value;
-      continue;
-    }
-    check(a.num.count(key), "[dp_bench] unknown option --", key);
-    a.num[key] = std::stod(value);
-  }
+  bench::BenchArgs parsed =
+      bench::parse_bench_args(argc, argv, "dp_bench", {a.num, {{"trace", a.trace}}});
+  a.num = parsed.num;
+  a.trace = parsed.str.at("trace");
   return a;
 }
 
@@ -202,9 +194,15 @@ void report(int n, const StepResult& r, const Bandwidth& bw) {
 
 int main(int argc, char** argv) {
   using namespace strata;
+  Args a;
+  try {
+    a = parse(argc, argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
   dist::MpiRuntime runtime(&argc, &argv);
   auto world = runtime.world();
-  Args a = parse(argc, argv);
   dist::Timeline timeline(world->rank());
   StepResult r = train(a, *world, timeline);
   if (!a.trace.empty()) {

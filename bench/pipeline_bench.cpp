@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/bench_args.h"
 #include "core/backend/backend.h"
 #include "core/nn/activation.h"
 #include "core/nn/container.h"
@@ -40,19 +41,10 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto eq = s.find('=');
-    check(s.rfind("--", 0) == 0 && eq != std::string::npos, "[pipeline_bench] bad argument '", s,
-          "'; use --key=value");
-    std::string key = s.substr(2, eq - 2), value = s.substr(eq + 1);
-    if (key == "trace") {
-      a.trace = value;
-      continue;
-    }
-    check(a.num.count(key), "[pipeline_bench] unknown option --", key);
-    a.num[key] = std::stod(value);
-  }
+  bench::BenchArgs parsed =
+      bench::parse_bench_args(argc, argv, "pipeline_bench", {a.num, {{"trace", a.trace}}});
+  a.num = parsed.num;
+  a.trace = parsed.str.at("trace");
   return a;
 }
 
@@ -187,9 +179,15 @@ void report(const pp::ScheduleOptions& o, const Measured& r, bool core_per_rank)
 
 int main(int argc, char** argv) {
   using namespace strata;
+  Args a;
+  try {
+    a = parse(argc, argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
   dist::MpiRuntime runtime(&argc, &argv);
   auto world = runtime.world();
-  Args a = parse(argc, argv);
   int p = world->size();
   // Ranks share this machine's cores (one node): figures need a core per rank.
   int threads = omp_get_max_threads();

@@ -223,7 +223,9 @@ class NcclCommunicator final : public Communicator {
   WorkPtr send_async(const Tensor& t, int peer, int tag) override {
     check_device("send", t, "tensor");
     check_rank("send", peer);
-    check(tag == 0, "[send] NCCL has no message tags; got tag ", tag, " (use 0)");
+    // NCCL has no tags: a pair's messages match in the order they are posted. Callers post
+    // them in the same order on both ends (the pipeline schedules do: test_pipeline_schedule).
+    static_cast<void>(tag);
     before_launch();
     STRATA_NCCL_CHECK(ncclSend(t.raw_data(), nbytes(t), ncclUint8, peer, comm(), stream()));
     return work(op_label("send", t, str_cat("to ", peer).c_str()), {t});
@@ -232,7 +234,7 @@ class NcclCommunicator final : public Communicator {
   WorkPtr recv_async(Tensor& t, int peer, int tag) override {
     check_device("recv", t, "tensor");
     check_rank("recv", peer);
-    check(tag == 0, "[recv] NCCL has no message tags; got tag ", tag, " (use 0)");
+    static_cast<void>(tag);  // matched by order, as in send_async
     before_launch();
     STRATA_NCCL_CHECK(ncclRecv(t.raw_data(), nbytes(t), ncclUint8, peer, comm(), stream()));
     return work(op_label("recv", t, str_cat("from ", peer).c_str()), {t});

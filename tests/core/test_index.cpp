@@ -5,6 +5,7 @@
 #include "core/ops.h"
 #include "core/ops/embedding.h"
 #include "core/ops/index.h"
+#include "tests/support/values.h"
 
 namespace strata {
 namespace {
@@ -15,15 +16,7 @@ Tensor grid() { return arange(0, 12, 1, DType::f32).reshape({3, 4}); }  // (3, 4
 Tensor idx(const std::vector<int64_t>& v, const Shape& s) { return from_vector<int64_t>(v, s); }
 
 /// The message of the Error `fn` throws, or "" when it throws none.
-template <class Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using strata::testing::message_of;
 
 TEST(Index, ConcatStackSplit) {
   Tensor y = arange(0, 6, 1, DType::f32).reshape({2, 3});
@@ -115,32 +108,32 @@ TEST(Index, LargeScatterAddMatchesASerialLoop) {
 }
 
 TEST(Index, ErrorsNameTheProblem) {
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               gather(grid(), 1, idx({4}, {1, 1}));
             }),
             "[gather] index 4 (position 0 of i64[1, 1] cpu) is out of range for dimension 1 of "
             "x f32[3, 4] cpu; indices must be in [0, 4)");
-  EXPECT_EQ(error_of([] { gather(grid(), 0, idx({0}, {1})); }),
+  EXPECT_EQ(message_of([] { gather(grid(), 0, idx({0}, {1})); }),
             "[gather] index i64[1] cpu must have as many dimensions as x f32[3, 4] cpu");
-  EXPECT_EQ(error_of([] { index_select(grid(), 0, from_vector<int32_t>({0}, {1})); }),
+  EXPECT_EQ(message_of([] { index_select(grid(), 0, from_vector<int32_t>({0}, {1})); }),
             "[index_select] index must be i64, got i32[1] cpu; convert it with .to(DType::i64)");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               concat({grid(), zeros({2, 3})}, 0);
             }),
             "[concat] tensor 1 is f32[2, 3] cpu but tensor 0 is f32[3, 4] cpu; all dimensions "
             "except 0 must match");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               stack({grid(), zeros({4, 3})}, 0);
             }),
             "[stack] tensor 1 is f32[4, 3] cpu but tensor 0 is f32[3, 4] cpu; stacked tensors "
             "must have equal shapes");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               pad(grid(), {-3, -2});
             }),
             "[pad] padding (-3, -2) of dimension 1 of f32[3, 4] cpu gives a negative size");
-  EXPECT_EQ(error_of([] { upsample_nearest2d(grid(), 2, 2); }).substr(0, 21),
+  EXPECT_EQ(message_of([] { upsample_nearest2d(grid(), 2, 2); }).substr(0, 21),
             "[upsample_nearest2d] ");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               scatter(zeros({2, 2}), 0, idx({0, 1, 0}, {3, 1}), ones({2, 1}));
             }),
             "[scatter] index i64[3, 1] cpu is larger than src f32[2, 1] cpu in dimension 0");
@@ -151,14 +144,14 @@ TEST(Embedding, LooksUpRowsAndChecksTheRange) {
   Tensor e = embedding(w, idx({3, 0, 3}, {1, 3}));
   EXPECT_EQ(e.shape(), (Shape{1, 3, 2}));
   EXPECT_EQ(e.to_vector<float>(), (F{6, 7, 0, 1, 6, 7}));
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               embedding(w, idx({1, 12}, {2}));
             }),
             "[embedding] index 12 (position 1 of i64[2] cpu) is out of range for a vocabulary of "
             "4 rows (weight f32[4, 2] cpu); indices must be in [0, 4)");
-  EXPECT_EQ(error_of([&] { embedding(w, idx({-1}, {1})); }).substr(0, 22),
+  EXPECT_EQ(message_of([&] { embedding(w, idx({-1}, {1})); }).substr(0, 22),
             "[embedding] index -1 (");
-  EXPECT_EQ(error_of([&] { embedding(w, idx({0}, {1}), 4); }),
+  EXPECT_EQ(message_of([&] { embedding(w, idx({0}, {1}), 4); }),
             "[embedding] padding_idx 4 is outside the vocabulary of 4 rows; use -1 for none");
 }
 
@@ -200,9 +193,9 @@ TEST(Dropout, EvalIdentityEdgeProbabilitiesAndErrors) {
   EXPECT_TRUE(dropout(x, 0.0, true, gen).same(x));
   EXPECT_EQ(dropout(x, 1.0, true, gen).to_vector<float>(), F(12, 0.0f));
   EXPECT_EQ(gen.state().offset, 0u);
-  EXPECT_EQ(error_of([&] { dropout(x, 1.5, true, gen); }),
+  EXPECT_EQ(message_of([&] { dropout(x, 1.5, true, gen); }),
             "[dropout] probability must be in [0, 1], got 1.5");
-  EXPECT_EQ(error_of([&] { dropout(x, -0.1, true, gen); }),
+  EXPECT_EQ(message_of([&] { dropout(x, -0.1, true, gen); }),
             "[dropout] probability must be in [0, 1], got -0.1");
   // Large inputs take the parallel path and still match the serial draw.
   Generator a(9), b(9);

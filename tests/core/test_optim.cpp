@@ -25,6 +25,7 @@
 #include "core/optim/rmsprop.h"
 #include "core/optim/schedule.h"
 #include "core/optim/sgd.h"
+#include "tests/support/values.h"
 
 namespace strata::optim {
 namespace {
@@ -230,38 +231,30 @@ TEST(Optim, StateDictResumesExactly) {
 }
 
 /// The message of the Error `fn` throws, or "" when it throws none.
-template <class Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using strata::testing::message_of;
 
 TEST(Optim, BadConfigurationsAreClearErrors) {
   Tensor w = zeros({2}, DType::f64);
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               SGD({ParamGroup{{w}, {}, {}, {{"momentun", 0.9}}}}, SGDOptions{});
             }),
             "[SGD] unknown option 'momentun' in parameter group 0; known options: dampening, "
             "momentum, nesterov");
-  EXPECT_EQ(error_of([&] { SGD({w}, SGDOptions{.nesterov = true}); }),
+  EXPECT_EQ(message_of([&] { SGD({w}, SGDOptions{.nesterov = true}); }),
             "[SGD] nesterov in group 0 needs momentum > 0 and dampening == 0, got momentum 0 and "
             "dampening 0");
-  EXPECT_EQ(error_of([&] { Adam({w}, AdamOptions{.beta2 = 1.0}); }),
+  EXPECT_EQ(message_of([&] { Adam({w}, AdamOptions{.beta2 = 1.0}); }),
             "[Adam] beta2 of group 0 must be in [0, 1), got 1");
-  EXPECT_EQ(error_of([&] { SGD({w}, SGDOptions{.lr = -1}); }),
+  EXPECT_EQ(message_of([&] { SGD({w}, SGDOptions{.lr = -1}); }),
             "[SGD] learning rate of group 0 must be >= 0, got -1");
   SGD sgd({w}, SGDOptions{.momentum = 0.9});
   EXPECT_EQ(
-      error_of([&] {
+      message_of([&] {
         sgd.load_state_dict({{"step", scalar_tensor(1)}, {"0.0.exp_avg", zeros({2}, DType::f64)}});
       }),
       "[SGD] load_state_dict: unknown slot 'exp_avg' in key '0.0.exp_avg'; was the "
       "checkpoint made by another optimizer?");
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               sgd.load_state_dict(
                   {{"step", scalar_tensor(1)}, {"0.0.momentum_buffer", zeros({3}, DType::f64)}});
             }),
@@ -319,7 +312,7 @@ TEST(Schedule, CyclicAndOneCycleMatchTorch) {
       {0.0040000000000000036, 0.013167184270002533, 0.06683281572999747, 0.09083281572999748, 0.1,
        0.0811745653949763, 0.07169430017913009, 0.03887419780637107, 4e-07},
       "OneCycleLR", {0, 1, 3, 4, 5, 9, 10, 13, 19});
-  EXPECT_EQ(error_of([] { one_cycle_lr(20)->lr_at(21, 0.1); }),
+  EXPECT_EQ(message_of([] { one_cycle_lr(20)->lr_at(21, 0.1); }),
             "[one_cycle_lr] step 21 is beyond total_steps 20; raise total_steps to cover the "
             "whole run");
 }

@@ -6,18 +6,12 @@
 
 #include "distributed/thread_communicator.h"
 #include "tests/distributed/collective_checks.h"
+#include "tests/support/values.h"
 
 namespace strata::dist {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using strata::testing::message_of;
 
 TEST(SingleCommunicator, AllCollectivesAreTheIdentity) {
   auto comm = make_single_communicator();
@@ -30,7 +24,7 @@ TEST(SingleCommunicator, AllCollectivesAreTheIdentity) {
 TEST(SingleCommunicator, RecvWithoutSendIsAnError) {
   auto comm = make_single_communicator();
   Tensor t = zeros({2});
-  EXPECT_EQ(error_of([&] { comm->recv(t, 0, 3); }),
+  EXPECT_EQ(message_of([&] { comm->recv(t, 0, 3); }),
             "[dist] rank 0 of 1 (single): recv(f32[2] cpu) at step 0: nothing was sent to this "
             "rank with tag 3; send before receiving");
 }
@@ -58,7 +52,7 @@ TEST(ThreadCommunicator, MissingPeerTimesOutNamingRankOpAndStep) {
       return;
     }
     WorkPtr work = comm.all_reduce_async(t, ReduceOp::sum);
-    message = error_of([&] { work->wait(std::chrono::milliseconds(50)); });
+    message = message_of([&] { work->wait(std::chrono::milliseconds(50)); });
     work->wait(std::chrono::seconds(30));  // a timed-out Work can be waited again
     EXPECT_EQ(t.to_vector<float>(), std::vector<float>(4, 2.0f));
   });
@@ -71,12 +65,12 @@ TEST(ThreadCommunicator, MissingPeerTimesOutNamingRankOpAndStep) {
 TEST(ThreadCommunicator, FailedRankReleasesItsPeersAtOnce) {
   std::string peer_message;
   auto start = std::chrono::steady_clock::now();
-  std::string first = error_of([&] {
+  std::string first = message_of([&] {
     run_thread_ranks(3, [&](Communicator& comm) {
       if (comm.rank() == 2) throw Error("boom");
       Tensor t = ones({2});
       if (comm.rank() == 0) {
-        peer_message = error_of([&] { comm.all_reduce(t); });
+        peer_message = message_of([&] { comm.all_reduce(t); });
       } else {
         comm.all_reduce(t);
       }
@@ -94,14 +88,14 @@ TEST(ThreadCommunicator, MismatchedCallsNameBothSides) {
   std::vector<std::string> messages(2);
   run_thread_ranks(2, [&](Communicator& comm) {
     Tensor t = ones({comm.rank() == 0 ? 3 : 4});
-    messages[comm.rank()] = error_of([&] { comm.all_reduce(t); });
+    messages[comm.rank()] = message_of([&] { comm.all_reduce(t); });
     Tensor u = ones({1});
     if (comm.rank() == 0) {
-      messages[0] += " | " + error_of([&] { comm.broadcast(u, 0); });
+      messages[0] += " | " + message_of([&] { comm.broadcast(u, 0); });
     } else {
       // The message names the rank that arrives second: make that rank 1.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      messages[1] += " | " + error_of([&] { comm.all_reduce(u); });
+      messages[1] += " | " + message_of([&] { comm.all_reduce(u); });
     }
   });
   EXPECT_EQ(messages[0],
@@ -116,21 +110,21 @@ TEST(ThreadCommunicator, BadArgumentsAreErrors) {
   auto comms = make_thread_communicators(2);
   Communicator& comm = *comms[0];
   Tensor ints = ones({2}, DType::i32);
-  EXPECT_EQ(error_of([&] { comm.all_reduce_async(ints, ReduceOp::avg); }),
+  EXPECT_EQ(message_of([&] { comm.all_reduce_async(ints, ReduceOp::avg); }),
             "[all_reduce] avg needs a floating tensor, got i32[2] cpu; use sum and divide");
   Tensor half = ones({2}, DType::bf16);
-  EXPECT_EQ(error_of([&] { comm.all_reduce_async(half, ReduceOp::sum); }),
+  EXPECT_EQ(message_of([&] { comm.all_reduce_async(half, ReduceOp::sum); }),
             "[all_reduce] cannot reduce bf16[2] cpu: supported dtypes are f32, f64, i32 and i64; "
             "convert with t.to(DType::f32)");
   Tensor strided = ones({3, 2}).t();
-  EXPECT_EQ(error_of([&] { comm.broadcast_async(strided, 0); }),
+  EXPECT_EQ(message_of([&] { comm.broadcast_async(strided, 0); }),
             "[broadcast] tensor f32[2, 3] cpu is not contiguous; pass t.contiguous() and copy the "
             "result back");
   Tensor t = ones({3});
-  EXPECT_EQ(error_of([&] { comm.send_async(t, 2, 0); }),
+  EXPECT_EQ(message_of([&] { comm.send_async(t, 2, 0); }),
             "[send] rank 2 is out of range for a communicator of size 2");
   Tensor out = ones({5});
-  EXPECT_EQ(error_of([&] { comm.all_gather_async(t, out); }),
+  EXPECT_EQ(message_of([&] { comm.all_gather_async(t, out); }),
             "[all_gather] output f32[5] cpu must hold size (2) x input f32[3] cpu elements");
 }
 

@@ -15,6 +15,7 @@
 #include "io/checkpoint_async.h"
 #include "io/checkpoint_dir.h"
 #include "io/hdf5.h"
+#include "tests/support/values.h"
 
 namespace strata::io {
 namespace {
@@ -67,14 +68,7 @@ void expect_same_maps(const std::map<std::string, Tensor>& a,
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using strata::testing::message_of;
 
 haddr_t data_offset(const std::string& path, const std::string& dataset) {
   hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -189,7 +183,7 @@ TEST(Checkpoint, BitFlipInDataNamesFileAndDataset) {
   haddr_t off = data_offset(path, "model/fc.weight");
   ASSERT_NE(off, HADDR_UNDEF);
   flip_bit(path, static_cast<std::streamoff>(off) + 37, 3);
-  std::string msg = error_of([&] { read_checkpoint(path); });
+  std::string msg = message_of([&] { read_checkpoint(path); });
   EXPECT_EQ(msg.rfind("[checkpoint] " + path + ": dataset 'model/fc.weight' fails its checksum", 0),
             0u)
       << msg;
@@ -200,7 +194,7 @@ TEST(Checkpoint, TruncatedFileNamesTheFile) {
   std::string path = temp_dir("truncated") + "/c.h5";
   write_checkpoint(path, sample_checkpoint());
   fs::resize_file(path, fs::file_size(path) / 2);
-  std::string msg = error_of([&] { read_checkpoint(path); });
+  std::string msg = message_of([&] { read_checkpoint(path); });
   EXPECT_EQ(msg.rfind("[checkpoint] cannot open " + path + ": ", 0), 0u) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 }
@@ -211,7 +205,7 @@ TEST(Checkpoint, ForeignFilesAreRejected) {
     H5File other(dir + "/other.h5", H5File::Mode::create);
     other.write_tensor("weights", zeros({2}));
   }
-  EXPECT_EQ(error_of([&] { read_checkpoint(dir + "/other.h5"); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(dir + "/other.h5"); }),
             "[checkpoint] " + dir +
                 "/other.h5 is not a strata checkpoint: it is an HDF5 file without the root "
                 "attribute format='strata-checkpoint'");
@@ -219,12 +213,12 @@ TEST(Checkpoint, ForeignFilesAreRejected) {
     H5File other(dir + "/other2.h5", H5File::Mode::create);
     other.write_attribute("format", "keras");
   }
-  EXPECT_EQ(error_of([&] { read_checkpoint(dir + "/other2.h5"); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(dir + "/other2.h5"); }),
             "[checkpoint] " + dir +
                 "/other2.h5 is not a strata checkpoint: its format attribute is 'keras', "
                 "expected 'strata-checkpoint'");
   std::ofstream(dir + "/notes.h5") << "not hdf5 at all\n";
-  std::string msg = error_of([&] { read_checkpoint(dir + "/notes.h5"); });
+  std::string msg = message_of([&] { read_checkpoint(dir + "/notes.h5"); });
   EXPECT_EQ(msg.rfind("[checkpoint] cannot open " + dir + "/notes.h5: ", 0), 0u) << msg;
 }
 
@@ -236,7 +230,7 @@ TEST(Checkpoint, OtherVersionsAreRejectedWithAdvice) {
     H5File f(path, H5File::Mode::append);
     f.write_attribute("version", "3");
   }
-  EXPECT_EQ(error_of([&] { read_checkpoint(path); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(path); }),
             "[checkpoint] " + path +
                 " has format version 3, but this build of strata reads versions 1 to 2; use "
                 "the strata that wrote it (its `strata ckpt export` writes plain arrays)");
@@ -259,7 +253,7 @@ TEST(Checkpoint, MissingDatasetIsReportedAsIncomplete) {
     names.push_back("model/head.bias");
     f.write_attribute("datasets", names.dump());
   }
-  EXPECT_EQ(error_of([&] { read_checkpoint(path); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(path); }),
             "[checkpoint] " + path +
                 " is incomplete: dataset 'model/head.bias' listed in its manifest is missing");
 }
@@ -334,7 +328,7 @@ TEST(CheckpointDir, StepOfParsesOnlyCheckpointNames) {
 }
 
 TEST(CheckpointDir, RejectsKeepBelowOne) {
-  EXPECT_EQ(error_of([] { CheckpointDir("/tmp/x", 0); }),
+  EXPECT_EQ(message_of([] { CheckpointDir("/tmp/x", 0); }),
             "[checkpoint] checkpoint.keep must be at least 1, got 0");
 }
 
@@ -364,7 +358,7 @@ TEST(AsyncCheckpointWriter, AFailedSaveSurfacesOnceWithTheStep) {
   std::ofstream(dir + "/blocker") << "a file where a folder should be";
   AsyncCheckpointWriter writer(CheckpointDir(dir + "/blocker/ckpts", 1));
   writer.save(sample_checkpoint(9));
-  std::string msg = error_of([&] { writer.wait(); });
+  std::string msg = message_of([&] { writer.wait(); });
   EXPECT_EQ(msg.rfind("[checkpoint] the background save of step 9 failed: [checkpoint] cannot "
                       "create checkpoint.dir " +
                           dir + "/blocker/ckpts",

@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_dir.h"
 #include "io/hdf5.h"
+#include "tests/support/values.h"
 
 namespace strata::io {
 namespace {
@@ -32,14 +33,7 @@ std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using strata::testing::message_of;
 
 void expect_same_bits(const Tensor& a, const Tensor& b, const std::string& name) {
   ASSERT_EQ(a.dtype(), b.dtype()) << name;
@@ -137,7 +131,7 @@ TEST(CheckpointParts, AMissingDamagedOrForeignPartInvalidatesTheCheckpoint) {
   for (int64_t step : {1, 2, 3, 4}) save_three(cd, step);
 
   fs::remove(dir + "/ckpt-4.part2.h5");
-  std::string missing = error_of([&] { read_checkpoint(dir + "/ckpt-4.h5"); });
+  std::string missing = message_of([&] { read_checkpoint(dir + "/ckpt-4.h5"); });
   EXPECT_EQ(missing.rfind("[checkpoint] " + dir + "/ckpt-4.h5 is incomplete: its part file " + dir +
                               "/ckpt-4.part2.h5 (rank 2's state) cannot be read: " +
                               "[checkpoint] cannot open " + dir + "/ckpt-4.part2.h5",
@@ -159,7 +153,7 @@ TEST(CheckpointParts, AMissingDamagedOrForeignPartInvalidatesTheCheckpoint) {
     f.write_dataset_attribute(name, "offset", offset);
     f.write_dataset_attribute(name, "full_shape", full_shape);
   }
-  std::string damaged = error_of([&] { read_checkpoint(dir + "/ckpt-3.h5"); });
+  std::string damaged = message_of([&] { read_checkpoint(dir + "/ckpt-3.h5"); });
   EXPECT_EQ(damaged.rfind("[checkpoint] " + dir +
                               "/ckpt-3.part1.h5: dataset "
                               "'optimizer_slice/fc.weight/exp_avg' fails its checksum",
@@ -171,7 +165,7 @@ TEST(CheckpointParts, AMissingDamagedOrForeignPartInvalidatesTheCheckpoint) {
   CheckpointDir(dir + "/other", 1).write_part(three_files(2, "beef")[1]);
   fs::copy_file(dir + "/other/ckpt-2.part1.h5", dir + "/ckpt-2.part1.h5",
                 fs::copy_options::overwrite_existing);
-  std::string foreign = error_of([&] { read_checkpoint(dir + "/ckpt-2.h5"); });
+  std::string foreign = message_of([&] { read_checkpoint(dir + "/ckpt-2.h5"); });
   EXPECT_EQ(foreign, "[checkpoint] " + dir + "/ckpt-2.h5: its part file " + dir +
                          "/ckpt-2.part1.h5 belongs to another save (rank 1, step 2, token "
                          "'beef'; expected rank 1, step 2, token 'feed'); the checkpoint is "
@@ -231,7 +225,7 @@ TEST(CheckpointParts, PartNamesAndPartFilesAreNotCheckpoints) {
   CheckpointDir cd(dir, 1);
   save_three(cd, 7);
   EXPECT_EQ(cd.files(), std::vector<std::string>{dir + "/ckpt-7.h5"});
-  EXPECT_EQ(error_of([&] { read_checkpoint(dir + "/ckpt-7.part1.h5"); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(dir + "/ckpt-7.part1.h5"); }),
             "[checkpoint] " + dir +
                 "/ckpt-7.part1.h5 is rank 1's part of the checkpoint of step 7; read its main "
                 "file ckpt-7.h5");
@@ -244,7 +238,7 @@ TEST(CheckpointParts, SlicesThatLeaveAGapAreRefused) {
   CheckpointDir cd(dir, 1);
   cd.write_part(files[1]);
   cd.save(files[0]);
-  EXPECT_EQ(error_of([&] { read_checkpoint(dir + "/ckpt-5.h5"); }),
+  EXPECT_EQ(message_of([&] { read_checkpoint(dir + "/ckpt-5.h5"); }),
             "[checkpoint] " + dir +
                 "/ckpt-5.h5: the slices of optimizer state 'fc.weight/exp_avg' cover 120 of its "
                 "160 elements; a part file is missing");
@@ -374,7 +368,7 @@ TEST(CheckpointParts, ZeroStateByNameMovesToOtherDpSizesBitForBit) {
   dist::run_thread_ranks(1, [&](dist::Communicator& comm) {
     std::vector<Tensor> params = make_params();
     auto zero = make_zero(params, comm);
-    EXPECT_EQ(error_of([&] { zero->import_state(kNames, stray); }),
+    EXPECT_EQ(message_of([&] { zero->import_state(kNames, stray); }),
               "[ZeroOptimizer] import_state: optimizer state 'd.weight/exp_avg' is for parameter "
               "'d.weight', which this optimizer does not have; was it written for another model?");
   });

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "models/gpt_pipeline.h"
+#include "tests/support/values.h"
 
 namespace strata::models {
 namespace {
@@ -91,32 +92,25 @@ TEST(GPTStages, ChainedVirtualStagesGiveTheWholeModelsLossAndGradients) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using strata::testing::message_of;
 
 TEST(GPTStages, BadShardsAndRangesAreRefused) {
   Generator g(0);
   EXPECT_EQ(
-      error_of([&] { GPT(tiny(), g, GPTShard{.embedding = true, .head = true, .blocks = {4}}); }),
+      message_of([&] { GPT(tiny(), g, GPTShard{.embedding = true, .head = true, .blocks = {4}}); }),
       "[GPT] shard block index 4 is outside [0, 4)");
-  EXPECT_EQ(
-      error_of([&] { GPT(tiny(), g, GPTShard{.embedding = false, .head = false, .blocks = {}}); }),
-      "[GPT] the shard holds nothing: give it the embedding, the head or some blocks");
-  EXPECT_EQ(error_of([] { gpt_stage_ranges(tiny(), 5, {}); }),
+  EXPECT_EQ(message_of(
+                [&] { GPT(tiny(), g, GPTShard{.embedding = false, .head = false, .blocks = {}}); }),
+            "[GPT] the shard holds nothing: give it the embedding, the head or some blocks");
+  EXPECT_EQ(message_of([] { gpt_stage_ranges(tiny(), 5, {}); }),
             "[GPT pipeline] 5 virtual stages need at least as many blocks; model.n_layer is 4: "
             "lower parallel.pp * parallel.virtual_stages or add layers");
   GPT last(tiny(), g, GPTShard{.embedding = false, .head = true, .blocks = {3}});
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               last.embed(zeros({1, 4}, DType::i64));
             }),
             "[GPT] embed: this shard has no embedding (it is not the first pipeline stage)");
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               last.run_blocks(zeros({1, 4, 8}), 2, 4);
             }),
             "[GPT] block h.2 is not held by this shard (a pipeline stage runs only its own "

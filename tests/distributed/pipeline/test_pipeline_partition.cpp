@@ -11,33 +11,27 @@
 #include "core/nn/linear.h"
 #include "core/random.h"
 #include "distributed/pipeline/partition.h"
+#include "tests/support/values.h"
 
 namespace strata::dist::pipeline {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using strata::testing::message_of;
 
 TEST(PipelinePartition, ExplicitBalance) {
   EXPECT_EQ(partition_by_balance(6, {1, 3, 2}), (std::vector<StageRange>{{0, 1}, {1, 4}, {4, 6}}));
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               partition_by_balance(6, {2, 2});
             }),
             "[pipeline.partition] balance {2, 2} sums to 4 but the model has 6 blocks; the counts "
             "must add up to 6");
   EXPECT_EQ(
-      error_of([] {
+      message_of([] {
         partition_by_balance(3, {3, 0});
       }),
       "[pipeline.partition] balance {3, 0} gives stage 1 0 blocks; every stage needs at least "
       "one");
-  EXPECT_EQ(error_of([] { partition_by_balance(3, {}); }),
+  EXPECT_EQ(message_of([] { partition_by_balance(3, {}); }),
             "[pipeline.partition] the balance list is empty; give one block count per stage");
 }
 
@@ -48,16 +42,16 @@ TEST(PipelinePartition, BalancesCostMinimisingTheLargestStage) {
   EXPECT_EQ(balance_by_cost({1, 2, 3, 4, 5, 6, 7, 8, 9}, 3), (std::vector<int64_t>{5, 2, 2}));
   EXPECT_EQ(balance_by_cost({5, 5, 5}, 3), (std::vector<int64_t>{1, 1, 1}));
   EXPECT_EQ(balance_by_cost({0, 0, 0, 0}, 1), (std::vector<int64_t>{4}));
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               balance_by_cost({1, 1}, 3);
             }),
             "[pipeline.partition] cannot split 2 blocks into 3 stages: every stage needs at least "
             "one block; use at most 2 stages");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(message_of([] {
               balance_by_cost({1, -1}, 1);
             }),
             "[pipeline.partition] block 1 has negative cost -1");
-  EXPECT_EQ(error_of([] { balance_by_cost({1}, 0); }),
+  EXPECT_EQ(message_of([] { balance_by_cost({1}, 0); }),
             "[pipeline.partition] stages is 0; it must be at least 1");
 }
 
@@ -77,7 +71,7 @@ TEST(PipelinePartition, ByParameterCountAndStageModules) {
   EXPECT_EQ(second->num_parameters(), 90);
   // The stage shares the blocks' parameters (no copy).
   EXPECT_TRUE(second->parameters()[0].same(blocks[3]->parameters()[0]));
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               stage_module(blocks, {3, 7});
             }),
             "[pipeline.partition] stage range [3, 7) is not a non-empty range of the 5 blocks");
@@ -124,23 +118,23 @@ TEST(PipelinePartition, ByMeasuredForwardCostTheHeavyBlockIsAlone) {
 TEST(PipelinePartition, MeasuringRejectsBadArguments) {
   Generator gen(4);
   std::vector<std::shared_ptr<nn::Layer>> blocks = {mlp_block(4, 4, gen)};
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               measure_forward_costs(blocks, ones({2, 4}), 0);
             }),
             "[pipeline.partition] repeats is 0; it must be at least 1");
-  EXPECT_EQ(error_of([&] { measure_forward_costs(blocks, Tensor(), 1); }),
+  EXPECT_EQ(message_of([&] { measure_forward_costs(blocks, Tensor(), 1); }),
             "[pipeline.partition] the sample input is undefined; pass one micro-batch of the "
             "first block's input");
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               measure_forward_costs({}, ones({2, 4}), 1);
             }),
             "[pipeline.partition] no blocks to measure");
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(message_of([&] {
               measure_forward_costs({nullptr}, ones({2, 4}), 1);
             }),
             "[pipeline.partition] block 0 is null");
   // A shape mismatch surfaces as the block's own error.
-  EXPECT_NE(error_of([&] { measure_forward_costs(blocks, ones({2, 5}), 1); }), "no error");
+  EXPECT_NE(message_of([&] { measure_forward_costs(blocks, ones({2, 5}), 1); }), "no error");
 }
 
 }  // namespace

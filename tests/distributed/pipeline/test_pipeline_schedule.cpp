@@ -2,6 +2,7 @@
 // 1F1B, deadlock freedom and bubble fraction from the simulator, and the errors.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,39 @@ TEST(PipelineSchedule, LiveActivationsGPipeAgainstOneFOneB) {
   EXPECT_EQ(simulate(g, all_stage_actions(g)).peak_live_per_stage, std::vector<int64_t>(4, 8));
   EXPECT_EQ(simulate(f, all_stage_actions(f)).peak_live_per_stage,
             (std::vector<int64_t>{4, 3, 2, 1}));
+}
+
+// Transports without message tags (NCCL) match a pair's messages by order: every schedule must
+// post the messages from stage a to stage b in the same order on both ends.
+TEST(PipelineSchedule, EachPairsMessagesAreSentAndReceivedInTheSameOrder) {
+  for (ScheduleKind kind :
+       {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::interleaved}) {
+    for (int p : {2, 3, 4}) {
+      for (int64_t m : {4, 8}) {
+        ScheduleOptions o = opts(kind, p, m, kind == ScheduleKind::interleaved ? 2 : 1);
+        if (kind == ScheduleKind::interleaved && m % p != 0) continue;
+        auto lists = all_stage_actions(o);
+        // (from, to) -> message tags in the sender's order, and in the receiver's.
+        std::map<std::pair<int, int>, std::vector<int>> sent, received;
+        for (int s = 0; s < p; ++s) {
+          for (const Action& a : lists[s]) {
+            int64_t vs = virtual_stage_of(p, s, a.chunk);
+            if (a.kind == ActionKind::send_activation) {
+              sent[{s, a.peer}].push_back(message_tag(o, a.microbatch, vs, false));
+            } else if (a.kind == ActionKind::send_grad) {
+              sent[{s, a.peer}].push_back(message_tag(o, a.microbatch, vs, true));
+            } else if (a.kind == ActionKind::recv_activation) {
+              received[{a.peer, s}].push_back(message_tag(o, a.microbatch, vs - 1, false));
+            } else if (a.kind == ActionKind::recv_grad) {
+              received[{a.peer, s}].push_back(message_tag(o, a.microbatch, vs + 1, true));
+            }
+          }
+        }
+        EXPECT_FALSE(sent.empty());
+        EXPECT_EQ(sent, received) << schedule_kind_name(kind) << " p=" << p << " m=" << m;
+      }
+    }
+  }
 }
 
 TEST(PipelineSchedule, SimulatorReportsDeadlock) {

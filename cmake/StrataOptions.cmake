@@ -35,6 +35,14 @@ message(STATUS "strata: CUDA backend ${STRATA_WITH_CUDA}")
 add_library(strata_flags INTERFACE)
 target_compile_options(strata_flags INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+if(STRATA_WITH_CUDA)
+  # cuBLASLt for the GEMMs of backend/cuda/linalg.cu; -lineinfo keeps kernels debuggable
+  # under compute-sanitizer at no runtime cost; relaxed constexpr lets kernels use
+  # std::numeric_limits.
+  target_link_libraries(strata_flags INTERFACE CUDA::cublasLt)
+  target_compile_options(strata_flags INTERFACE
+    $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo --expt-relaxed-constexpr>)
+endif()
 if(STRATA_SANITIZE)
   if(NOT STRATA_SANITIZE MATCHES "^(address|undefined|thread)$")
     message(FATAL_ERROR "STRATA_SANITIZE must be address, undefined or thread, not '${STRATA_SANITIZE}'")

@@ -1,13 +1,24 @@
-// Shared plumbing of the op files: device checks and the f32 compute path for bf16/f16
-// storage on the CPU.
+// Shared plumbing of the op files: device checks, the CPU/CUDA kernel choice, and the f32
+// compute path for bf16/f16 storage.
+//
+// The seam: an op file (ops/<family>.cpp) checks its inputs (same device, dtypes, shapes),
+// then calls the kernel of the inputs' device: cpu::<kernel> from backend/cpu/<family>.h or
+// cuda::<kernel> from backend/cuda/<family>.h, which declare the same signatures. The CUDA
+// headers include no CUDA code, so op files compile in every build; a build without CUDA links
+// backend/stub/cuda_kernels_stub.cpp instead of the .cu files (no tensor can reach it there).
+// Ops without a CUDA kernel yet call require_cpu_kernel, which names the op and the device.
 #pragma once
 
 #include "core/tensor.h"
 
 namespace strata {
 
-/// Throws unless t is on the CPU: kernels for other devices live in backend/cuda (issue 3).
+/// Throws unless t is on the CPU: for ops whose CUDA kernels do not exist yet (issue 3).
 void require_cpu_kernel(const char* op, const Tensor& t);
+
+/// True when an op on `t` runs its CUDA kernel; callers have checked that inputs share t's
+/// device.
+inline bool on_cuda(const Tensor& t) { return t.device().is_cuda(); }
 
 /// bf16 and f16 are storage formats on the CPU: kernels compute them in f32.
 inline bool storage_only(DType t) { return t == DType::bf16 || t == DType::f16; }

@@ -10,6 +10,8 @@
 #include "core/autograd/node.h"
 #include "core/backend/cpu/copy.h"
 #include "core/backend/cpu/elementwise.h"
+#include "core/backend/cuda/copy.h"
+#include "core/backend/cuda/elementwise.h"
 #include "core/ops/dispatch.h"
 
 namespace strata {
@@ -23,19 +25,28 @@ const char* binary_name(BinaryOp op) {
 
 bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
 
+// The kernel of the operands' device (see dispatch.h).
+void binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (on_cuda(out)) return cuda::binary(op, a, b, out);
+  cpu::binary(op, a, b, out);
+}
+void copy_kernel(const Tensor& src, const Tensor& dst) {
+  if (on_cuda(dst)) return cuda::copy(src, dst);
+  cpu::copy(src, dst);
+}
+
 /// Forward of a binary op without autograd.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   check_same_device(name, a, b);
   check_same_dtype(name, a, b);
-  require_cpu_kernel(name, a);
   if (storage_only(a.dtype())) {
     Tensor r = binary_forward(op, a.to(DType::f32), b.to(DType::f32));
     return is_comparison(op) ? r : r.to(a.dtype());
   }
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(shape, is_comparison(op) ? DType::b8 : a.dtype(), a.device());
-  cpu::binary(op, a.expand(shape), b.expand(shape), out);
+  binary_kernel(op, a.expand(shape), b.expand(shape), out);
   return out;
 }
 
@@ -49,15 +60,18 @@ const char* unary_name(UnaryOp op) {
 
 Tensor unary_forward(UnaryOp op, const Tensor& x, double alpha = 0) {
   const char* name = unary_name(op);
-  require_cpu_kernel(name, x);
   if (op != UnaryOp::neg && op != UnaryOp::abs && op != UnaryOp::sign) check_floating(name, x);
   if (storage_only(x.dtype())) return unary_forward(op, x.to(DType::f32), alpha).to(x.dtype());
   Tensor out = empty(x.shape(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
-    cpu::unary(op, x, out, alpha);
+    if (on_cuda(x)) {
+      cuda::unary(op, x, out, alpha);
+    } else {
+      cpu::unary(op, x, out, alpha);
+    }
   } else {
     Tensor r = unary_forward(op, x.to(DType::f64), alpha);
-    cpu::copy(r, out);
+    copy_kernel(r, out);
   }
   return out;
 }
@@ -71,7 +85,12 @@ Tensor fused_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor
   }
   Tensor out = empty(g.shape(), g.dtype(), g.device());
   const Tensor& second = y.defined() ? y : x;
-  cpu::unary_backward(op, g, second.expand(g.shape()), y.defined() ? y : Tensor(), out, alpha);
+  const Tensor y_or_none = y.defined() ? y : Tensor();
+  if (on_cuda(g)) {
+    cuda::unary_backward(op, g, second.expand(g.shape()), y_or_none, out, alpha);
+  } else {
+    cpu::unary_backward(op, g, second.expand(g.shape()), y_or_none, out, alpha);
+  }
   return out;
 }
 
@@ -299,15 +318,18 @@ Tensor expm1(const Tensor& x) {
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   check(lo <= hi, "[clamp] lower bound ", lo, " exceeds upper bound ", hi);
-  require_cpu_kernel("clamp", x);
+  auto clamp_kernel = [lo, hi](const Tensor& in, const Tensor& out) {
+    if (on_cuda(in)) return cuda::clamp(in, out, lo, hi);
+    cpu::clamp(in, out, lo, hi);
+  };
   Tensor out;
   if (storage_only(x.dtype())) {
     out = empty(x.shape(), DType::f32, x.device());
-    cpu::clamp(x.to(DType::f32), out, lo, hi);
+    clamp_kernel(x.to(DType::f32), out);
     out = out.to(x.dtype());
   } else {
     out = empty(x.shape(), x.dtype(), x.device());
-    cpu::clamp(x, out, lo, hi);
+    clamp_kernel(x, out);
   }
   return record("clamp", out, {x}, [x, lo, hi](const Tensor& g) {
     Tensor inside =
@@ -328,11 +350,14 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_dtype("where", a, b);
   check_same_device("where", a, b);
   check_same_device("where", cond, a);
-  require_cpu_kernel("where", a);
   Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = empty(shape, a.dtype(), a.device());
-  cpu::where(cond.expand(shape), a.expand(shape), b.expand(shape), out);
+  if (on_cuda(out)) {
+    cuda::where(cond.expand(shape), a.expand(shape), b.expand(shape), out);
+  } else {
+    cpu::where(cond.expand(shape), a.expand(shape), b.expand(shape), out);
+  }
   return record("where", out, {a, b}, [cond, a, b](const Tensor& g) {
     Tensor zero = scalar_like(0, g);
     Tensor ga = a.requires_grad() ? sum_to(where(cond, g, zero), a.shape()) : Tensor();
@@ -343,35 +368,32 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 void add_(Tensor& a, const Tensor& b, double alpha) {
   check_same_device("add_", a, b);
-  require_cpu_kernel("add_", a);
   Tensor bb = alpha == 1.0 ? b : binary_forward(BinaryOp::mul, b, scalar_like(alpha, b));
   if (bb.dtype() != a.dtype()) bb = bb.to(a.dtype());
   if (storage_only(a.dtype())) {
     copy_(a, binary_forward(BinaryOp::add, a, bb.expand(a.shape())));
     return;
   }
-  cpu::binary(BinaryOp::add, a, bb.expand(a.shape()), a);
+  binary_kernel(BinaryOp::add, a, bb.expand(a.shape()), a);
 }
 
 void mul_(Tensor& a, double s) {
-  require_cpu_kernel("mul_", a);
   if (storage_only(a.dtype())) {
     copy_(a, binary_forward(BinaryOp::mul, a, scalar_like(s, a)));
     return;
   }
-  cpu::binary(BinaryOp::mul, a, scalar_like(s, a).expand(a.shape()), a);
+  binary_kernel(BinaryOp::mul, a, scalar_like(s, a).expand(a.shape()), a);
 }
 
 void copy_(Tensor& a, const Tensor& b) {
   check_same_device("copy_", a, b);
-  require_cpu_kernel("copy_", a);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "copy_");
   check(shape == a.shape(), "[copy_] source ", b.desc(), " does not broadcast to ", a.desc());
-  cpu::copy(b.expand(a.shape()), a);
+  copy_kernel(b.expand(a.shape()), a);
 }
 
 void fill_(Tensor& a, double value) {
-  require_cpu_kernel("fill_", a);
+  if (on_cuda(a)) return cuda::fill(a, value);
   cpu::fill(a, value);
 }
 

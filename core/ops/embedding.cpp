@@ -7,6 +7,8 @@
 #include "core/autograd/node.h"
 #include "core/backend/cpu/embedding.h"
 #include "core/backend/cpu/index.h"
+#include "core/backend/cuda/embedding.h"
+#include "core/backend/cuda/index.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/index.h"
@@ -20,7 +22,11 @@ Tensor embedding_backward_kernel(const Tensor& g, const Tensor& idx, int64_t row
                                  int64_t padding_idx, DType dtype) {
   DType acc = compute_dtype(dtype);
   Tensor grad = zeros({rows, g.shape()[1]}, acc, g.device());
-  cpu::index_add(grad, 0, idx, g.to(acc).contiguous(), padding_idx);
+  if (on_cuda(grad)) {
+    cuda::index_add(grad, 0, idx, g.to(acc).contiguous(), padding_idx);
+  } else {
+    cpu::index_add(grad, 0, idx, g.to(acc).contiguous(), padding_idx);
+  }
   return grad.to(dtype);
 }
 
@@ -29,7 +35,6 @@ Tensor embedding_backward_kernel(const Tensor& g, const Tensor& idx, int64_t row
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
   check_dim("embedding", weight, 2, "(V, D)");
   check_same_device("embedding", weight, indices);
-  require_cpu_kernel("embedding", weight);
   const int64_t rows = weight.shape()[0], width = weight.shape()[1];
   check(padding_idx >= -1 && padding_idx < rows, "[embedding] padding_idx ", padding_idx,
         " is outside the vocabulary of ", rows, " rows; use -1 for none");
@@ -38,7 +43,11 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
                         str_cat("a vocabulary of ", rows, " rows (weight ", weight.desc(), ")"))
           .reshape({indices.numel()});
   Tensor out = empty({indices.numel(), width}, weight.dtype(), weight.device());
-  cpu::index_select(weight, 0, idx, out);
+  if (on_cuda(weight)) {
+    cuda::index_select(weight, 0, idx, out);
+  } else {
+    cpu::index_select(weight, 0, idx, out);
+  }
   Shape shape = indices.shape();
   shape.push_back(width);
   out = out.reshape(shape);
@@ -62,18 +71,25 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   check_floating("dropout", x);
   if (!training || p == 0) return x;
   if (p == 1) return mul(x, scalar_like(0, x));
-  require_cpu_kernel("dropout", x);
   if (storage_only(x.dtype())) return dropout(x.to(DType::f32), p, training, gen).to(x.dtype());
   const double scale = 1.0 / (1.0 - p);
   Tensor xc = x.contiguous();
   Tensor out = empty(x.shape(), x.dtype(), x.device());
   Tensor mask = empty(x.shape(), DType::b8, x.device());
   uint64_t base = gen.reserve_values(x.numel());
-  cpu::dropout(xc, out, mask, gen.seed(), base, static_cast<float>(1.0 - p), scale);
+  if (on_cuda(x)) {
+    cuda::dropout(xc, out, mask, gen.seed(), base, static_cast<float>(1.0 - p), scale);
+  } else {
+    cpu::dropout(xc, out, mask, gen.seed(), base, static_cast<float>(1.0 - p), scale);
+  }
   return record("dropout", out, {x}, [mask, scale](const Tensor& g) {
     if (!GradMode::enabled()) {
       Tensor r = empty(g.shape(), g.dtype(), g.device());
-      cpu::dropout_backward(g.contiguous(), mask, r, scale);
+      if (on_cuda(g)) {
+        cuda::dropout_backward(g.contiguous(), mask, r, scale);
+      } else {
+        cpu::dropout_backward(g.contiguous(), mask, r, scale);
+      }
       return std::vector<Tensor>{r};
     }
     return std::vector<Tensor>{mul(g, mul(mask.to(g.dtype()), scalar_like(scale, g)))};

@@ -8,16 +8,24 @@
 #include "core/autograd/node.h"
 #include "core/backend/cpu/copy.h"
 #include "core/backend/cpu/index.h"
+#include "core/backend/cuda/copy.h"
+#include "core/backend/cuda/index.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/reduce.h"
 
 namespace strata {
 namespace {
 
+/// dst = src (same shape) with the copy kernel of their device (see dispatch.h).
+void copy_kernel(const Tensor& src, const Tensor& dst) {
+  if (on_cuda(dst)) return cuda::copy(src, dst);
+  cpu::copy(src, dst);
+}
+
 /// A contiguous copy of x that owns its storage (the starting point of scatter-like ops).
 Tensor fresh_copy(const Tensor& x) {
   Tensor out = empty(x.shape(), x.dtype(), x.device());
-  cpu::copy(x, out);
+  copy_kernel(x, out);
   return out;
 }
 
@@ -55,7 +63,7 @@ Tensor pad_positive(const Tensor& x, const std::vector<std::pair<int64_t, int64_
     for (int64_t d = 0; d < x.dim(); ++d) {
       inner = inner.slice(d, amounts[d].first, amounts[d].first + x.shape()[d]);
     }
-    cpu::copy(x, inner);
+    copy_kernel(x, inner);
   }
   Shape in_shape = x.shape();
   return record("pad", out, {x}, [amounts, in_shape](const Tensor& g) {
@@ -75,13 +83,13 @@ Tensor check_index_range(const char* op, const Tensor& index, int64_t bound,
                          const std::string& what) {
   check(index.dtype() == DType::i64, "[", op, "] index must be i64, got ", index.desc(),
         "; convert it with .to(DType::i64)");
-  require_cpu_kernel(op, index);
   Tensor idx = index.contiguous();
-  int64_t bad = cpu::first_out_of_range(idx, bound);
+  int64_t bad =
+      on_cuda(idx) ? cuda::first_out_of_range(idx, bound) : cpu::first_out_of_range(idx, bound);
   if (bad >= 0) {
-    throw Error(str_cat("[", op, "] index ", idx.data<int64_t>()[bad], " (position ", bad, " of ",
-                        index.desc(), ") is out of range for ", what, "; indices must be in [0, ",
-                        bound, ")"));
+    const int64_t value = idx.reshape({-1}).select(0, bad).to(Device::cpu()).data<int64_t>()[0];
+    throw Error(str_cat("[", op, "] index ", value, " (position ", bad, " of ", index.desc(),
+                        ") is out of range for ", what, "; indices must be in [0, ", bound, ")"));
   }
   return idx;
 }
@@ -90,7 +98,6 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
   check(!tensors.empty(), "[concat] needs at least one tensor");
   const Tensor& first = tensors[0];
   dim = wrap_dim(dim, first.dim(), "concat");
-  require_cpu_kernel("concat", first);
   Shape shape = first.shape();
   shape[dim] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -112,7 +119,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     int64_t at = 0;
     for (const Tensor& t : tensors) {
       starts.push_back(at);
-      cpu::copy(t, out.slice(dim, at, at + t.shape()[dim]));
+      copy_kernel(t, out.slice(dim, at, at + t.shape()[dim]));
       at += t.shape()[dim];
     }
     starts.push_back(at);
@@ -151,14 +158,17 @@ std::vector<Tensor> split(const Tensor& x, int64_t size, int64_t dim) {
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
-  require_cpu_kernel("gather", x);
   check_same_device("gather", x, index);
   dim = wrap_dim(dim, x.dim(), "gather");
   check_index_shape("gather", index, x, dim, false, "x");
   Tensor idx = check_index_range("gather", index, x.shape()[dim],
                                  str_cat("dimension ", dim, " of x ", x.desc()));
   Tensor out = empty(index.shape(), x.dtype(), x.device());
-  cpu::gather(x, dim, idx, out);
+  if (on_cuda(x)) {
+    cuda::gather(x, dim, idx, out);
+  } else {
+    cpu::gather(x, dim, idx, out);
+  }
   Shape x_shape = x.shape();
   return record("gather", out, {x}, [x_shape, dim, idx](const Tensor& g) {
     Tensor base = zeros(x_shape, g.dtype(), g.device());
@@ -169,7 +179,6 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src,
                bool accumulate) {
   const char* op = accumulate ? "scatter_add" : "scatter";
-  require_cpu_kernel(op, x);
   check_same_device(op, x, index);
   check_same_device(op, x, src);
   check_same_dtype(op, x, src);
@@ -179,7 +188,11 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& 
   Tensor idx =
       check_index_range(op, index, x.shape()[dim], str_cat("dimension ", dim, " of x ", x.desc()));
   Tensor out = fresh_copy(x);
-  cpu::scatter(out, dim, idx, src, accumulate);
+  if (on_cuda(out)) {
+    cuda::scatter(out, dim, idx, src, accumulate);
+  } else {
+    cpu::scatter(out, dim, idx, src, accumulate);
+  }
   Shape src_shape = src.shape();
   bool need_x = x.requires_grad(), need_src = src.requires_grad();
   return record(op, out, {x, src}, [=](const Tensor& g) {
@@ -196,7 +209,6 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& 
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-  require_cpu_kernel("index_select", x);
   check_same_device("index_select", x, index);
   dim = wrap_dim(dim, x.dim(), "index_select");
   check(index.dim() <= 1, "[index_select] index must be 1-D, got ", index.desc());
@@ -205,7 +217,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape shape = x.shape();
   shape[dim] = idx.numel();
   Tensor out = empty(shape, x.dtype(), x.device());
-  cpu::index_select(x, dim, idx, out);
+  if (on_cuda(x)) {
+    cuda::index_select(x, dim, idx, out);
+  } else {
+    cpu::index_select(x, dim, idx, out);
+  }
   Shape x_shape = x.shape();
   return record("index_select", out, {x}, [x_shape, dim, idx](const Tensor& g) {
     return std::vector<Tensor>{index_add(zeros(x_shape, g.dtype(), g.device()), dim, idx, g)};
@@ -213,7 +229,6 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-  require_cpu_kernel("index_add", x);
   check_same_device("index_add", x, index);
   check_same_device("index_add", x, src);
   check_same_dtype("index_add", x, src);
@@ -226,7 +241,11 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   Tensor idx = check_index_range("index_add", index, x.shape()[dim],
                                  str_cat("dimension ", dim, " of x ", x.desc()));
   Tensor out = fresh_copy(x);
-  cpu::index_add(out, dim, idx, src.contiguous(), -1);
+  if (on_cuda(out)) {
+    cuda::index_add(out, dim, idx, src.contiguous(), -1);
+  } else {
+    cpu::index_add(out, dim, idx, src.contiguous(), -1);
+  }
   bool need_src = src.requires_grad();
   return record("index_add", out, {x, src}, [dim, idx, need_src](const Tensor& g) {
     return std::vector<Tensor>{g, need_src ? index_select(g, dim, idx) : Tensor()};
@@ -237,7 +256,6 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
   check(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) <= 2 * x.dim(),
         "[pad] needs (before, after) pairs for at most ", x.dim(), " dimensions of ", x.desc(),
         ", got ", pads.size(), " values");
-  require_cpu_kernel("pad", x);
   std::vector<std::pair<int64_t, int64_t>> amounts(x.dim(), {0, 0});
   Tensor cropped = x;
   for (size_t k = 0; k < pads.size() / 2; ++k) {
@@ -260,10 +278,13 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale_h, int64_t scale_w) {
   check_dim("upsample_nearest2d", x, 4, "(N, C, H, W)");
   check(scale_h >= 1 && scale_w >= 1, "[upsample_nearest2d] scale factors must be >= 1, got (",
         scale_h, ", ", scale_w, ")");
-  require_cpu_kernel("upsample_nearest2d", x);
   const Shape& s = x.shape();
   Tensor out = empty({s[0], s[1], s[2] * scale_h, s[3] * scale_w}, x.dtype(), x.device());
-  cpu::upsample_nearest2d(x.contiguous(), out, scale_h, scale_w);
+  if (on_cuda(x)) {
+    cuda::upsample_nearest2d(x.contiguous(), out, scale_h, scale_w);
+  } else {
+    cpu::upsample_nearest2d(x.contiguous(), out, scale_h, scale_w);
+  }
   Shape blocks = {s[0], s[1], s[2], scale_h, s[3], scale_w};
   return record("upsample_nearest2d", out, {x}, [blocks](const Tensor& g) {
     return std::vector<Tensor>{sum(g.reshape(blocks), {3, 5})};

@@ -4,6 +4,7 @@
 
 #include "core/autograd/node.h"
 #include "core/backend/cpu/linalg.h"
+#include "core/backend/cuda/linalg.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
@@ -15,7 +16,13 @@ void check_matmul_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_same_device(op, a, b);
   check_same_dtype(op, a, b);
   check_floating(op, a);
-  require_cpu_kernel(op, a);
+}
+
+/// The GEMM of the operands' device: OpenBLAS, or cuBLASLt in exact f32 (TF32 is opt-in at
+/// the kernel until amp/config can ask for it).
+void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
+  if (on_cuda(out)) return cuda::gemm(a, b, out, alpha, beta);
+  cpu::gemm(a, b, out, alpha, beta);
 }
 
 /// (batch, m, k) @ (batch, k, n) without autograd.
@@ -24,7 +31,7 @@ Tensor bmm_forward(const Tensor& a3, const Tensor& b3) {
     return bmm_forward(a3.to(DType::f32), b3.to(DType::f32)).to(a3.dtype());
   }
   Tensor out = empty({a3.shape()[0], a3.shape()[1], b3.shape()[2]}, a3.dtype(), a3.device());
-  cpu::gemm(a3, b3, out, 1.0, 0.0);
+  gemm_kernel(a3, b3, out, 1.0, 0.0);
   return out;
 }
 
@@ -104,7 +111,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     copy_(dst, bias.detach().unsqueeze(0));
     beta = 1.0;
   }
-  cpu::gemm(x2.unsqueeze(0), weight.detach().t().unsqueeze(0), out.unsqueeze(0), 1.0, beta);
+  gemm_kernel(x2.unsqueeze(0), weight.detach().t().unsqueeze(0), out.unsqueeze(0), 1.0, beta);
   out = out.reshape(out_shape);
   return record("linear", out, {x, weight, bias}, [x, weight, bias, in](const Tensor& g) {
     Tensor g2 = g.reshape({-1, g.size(-1)});

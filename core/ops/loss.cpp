@@ -6,6 +6,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/loss.h"
+#include "core/backend/cuda/loss.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
@@ -41,7 +42,9 @@ Tensor checked_targets(const Tensor& logits, const Tensor& target, int64_t ignor
         " (logits without the class dim 1)");
   Tensor t = target.to(DType::i64).contiguous();
   const int64_t C = logits.size(1), M = t.numel();
-  const int64_t* tp = t.data<int64_t>();
+  // Checked on the host: the message names the bad value (one small copy for CUDA targets).
+  Tensor th = t.to(Device::cpu());
+  const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i) {
     check(tp[i] == ignore_index || (tp[i] >= 0 && tp[i] < C), "[cross_entropy] target value ",
           tp[i], " at flat index ", i, " is out of range for ", C, " classes (expected 0..", C - 1,
@@ -71,15 +74,16 @@ Tensor cross_entropy_grad_ops(const Tensor& x2, const Tensor& t, const Tensor& g
   const int64_t M = x2.size(0), C = x2.size(1);
   Tensor coef = zeros({M, C}, DType::f64), keep = zeros({M, 1}, DType::f64);
   double *cp = coef.data<double>(), *kp = keep.data<double>();
-  const int64_t* tp = t.data<int64_t>();
+  Tensor th = t.to(Device::cpu());
+  const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i) {
     if (tp[i] == ignore_index) continue;
     kp[i] = 1;
     for (int64_t c = 0; c < C; ++c) cp[i * C + c] = s / C;
     cp[i * C + tp[i]] += 1 - s;
   }
-  Tensor gk = mul(g.reshape({-1, 1}), keep.to(x2.dtype()));
-  return mul(gk, sub(softmax(x2, 1), coef.to(x2.dtype())));
+  Tensor gk = mul(g.reshape({-1, 1}), keep.to(x2.dtype()).to(x2.device()));
+  return mul(gk, sub(softmax(x2, 1), coef.to(x2.dtype()).to(x2.device())));
 }
 
 /// Per-element losses (N, d...) of logits with at least 2 dims.
@@ -92,7 +96,11 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& t, int64_t ignore,
   Tensor x2 = logits.detach().permute(order).contiguous().reshape({M, C});
   Tensor loss = empty({M}, logits.dtype(), logits.device());
   Tensor lse = empty({M}, logits.dtype(), logits.device());
-  cpu::cross_entropy(x2, t, loss, lse, ignore, s);
+  if (on_cuda(x2)) {
+    cuda::cross_entropy(x2, t, loss, lse, ignore, s);
+  } else {
+    cpu::cross_entropy(x2, t, loss, lse, ignore, s);
+  }
   Shape perm_shape = logits.permute(order).shape();
   Tensor out = loss.reshape(t.shape());
   return record("cross_entropy", out, {logits}, [=](const Tensor& g) {
@@ -101,7 +109,12 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& t, int64_t ignore,
       gx2 = cross_entropy_grad_ops(logits.permute(order).reshape({M, C}), t, g, ignore, s);
     } else {
       gx2 = empty({M, C}, x2.dtype(), x2.device());
-      cpu::cross_entropy_backward(x2, t, lse, g.contiguous().reshape({M}), gx2, ignore, s);
+      Tensor grow = g.contiguous().reshape({M});
+      if (on_cuda(x2)) {
+        cuda::cross_entropy_backward(x2, t, lse, grow, gx2, ignore, s);
+      } else {
+        cpu::cross_entropy_backward(x2, t, lse, grow, gx2, ignore, s);
+      }
     }
     return Grads{gx2.reshape(perm_shape).permute(inverse(order))};
   });
@@ -120,7 +133,6 @@ Tensor softplus_neg(const Tensor& x) {
 
 void check_pair(const char* op, const Tensor& input, const Tensor& target) {
   check(input.defined() && target.defined(), "[", op, "] input or target is undefined");
-  require_cpu_kernel(op, input);
   check_floating(op, input);
   check_same_device(op, input, target);
   check_same_dtype(op, input, target);
@@ -133,7 +145,6 @@ void check_pair(const char* op, const Tensor& input, const Tensor& target) {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                      double label_smoothing, Reduction reduction) {
   check(logits.defined(), "[cross_entropy] logits are undefined");
-  require_cpu_kernel("cross_entropy", logits);
   check_floating("cross_entropy", logits);
   check(label_smoothing >= 0.0 && label_smoothing <= 1.0,
         "[cross_entropy] label_smoothing must be in [0, 1], got ", label_smoothing);
@@ -151,7 +162,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   Tensor rows = cross_entropy_rows(logits, t, ignore_index, label_smoothing);
   if (reduction != Reduction::mean) return reduce(rows, reduction);
   // The mean is over non-ignored targets (0/0 = NaN when all are ignored, as torch).
-  const int64_t* tp = t.data<int64_t>();
+  Tensor th = t.to(Device::cpu());
+  const int64_t* tp = th.data<int64_t>();
   int64_t kept = 0;
   for (int64_t i = 0; i < t.numel(); ++i) kept += tp[i] != ignore_index;
   return sum(rows) / static_cast<double>(kept);

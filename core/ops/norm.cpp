@@ -8,6 +8,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/norm.h"
+#include "core/backend/cuda/norm.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
@@ -19,7 +20,6 @@ using Grads = std::vector<Tensor>;
 
 void check_input(const char* op, const Tensor& x, int64_t min_dim, const char* what) {
   check(x.defined(), "[", op, "] input is undefined");
-  require_cpu_kernel(op, x);
   check_floating(op, x);
   check(x.dim() >= min_dim, "[", op, "] input ", x.desc(), " should be ", what);
 }
@@ -57,11 +57,19 @@ Tensor normalize_rows(const char* op, const Tensor& x, double eps) {
   Tensor x2 = x.detach().contiguous();
   Tensor out = empty({R, L}, x.dtype(), x.device());
   Tensor mu = empty({R}, x.dtype(), x.device()), rstd = empty({R}, x.dtype(), x.device());
-  cpu::layer_norm(x2, Tensor(), Tensor(), out, mu, rstd, eps);
+  if (on_cuda(x2)) {
+    cuda::layer_norm(x2, Tensor(), Tensor(), out, mu, rstd, eps);
+  } else {
+    cpu::layer_norm(x2, Tensor(), Tensor(), out, mu, rstd, eps);
+  }
   return record(op, out, {x}, [x, x2, mu, rstd, eps](const Tensor& g) {
     if (GradMode::enabled()) return Grads{normalize_backward_ops(x, g, {1}, eps)};
     Tensor gx = empty(x2.shape(), x2.dtype(), x2.device());
-    cpu::layer_norm_backward(g.contiguous(), x2, mu, rstd, Tensor(), gx, Tensor(), Tensor());
+    if (on_cuda(x2)) {
+      cuda::layer_norm_backward(g.contiguous(), x2, mu, rstd, Tensor(), gx, Tensor(), Tensor());
+    } else {
+      cpu::layer_norm_backward(g.contiguous(), x2, mu, rstd, Tensor(), gx, Tensor(), Tensor());
+    }
     return Grads{gx};
   });
 }
@@ -152,6 +160,7 @@ std::vector<int64_t> non_channel_dims(const Tensor& x) {
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   check_input("batch_norm", x, 2, "(N, C) or (N, C, ...)");
+  require_cpu_kernel("batch_norm", x);  // the channel kernels have no CUDA version yet
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(N * C, 1);
   check_param("batch_norm", weight, "weight", {C}, x);
   check_param("batch_norm", bias, "bias", {C}, x);
@@ -202,7 +211,11 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor w1 = flat_param(weight, L), b1 = flat_param(bias, L);
   Tensor out = empty({R, L}, x.dtype(), x.device());
   Tensor mu = empty({R}, x.dtype(), x.device()), rstd = empty({R}, x.dtype(), x.device());
-  cpu::layer_norm(x2, w1, b1, out, mu, rstd, eps);
+  if (on_cuda(x)) {
+    cuda::layer_norm(x2, w1, b1, out, mu, rstd, eps);
+  } else {
+    cpu::layer_norm(x2, w1, b1, out, mu, rstd, eps);
+  }
   Shape xs = x.shape();
   return record_fused("layer_norm", out.reshape(xs), {x, weight, bias},
                       [x2, w1, weight, bias, mu, rstd, xs, normalized_shape](const Tensor& g) {
@@ -212,8 +225,12 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                         bool want_b = bias.defined() && bias.requires_grad();
                         Tensor gw = want_w ? empty({L}, x2.dtype(), x2.device()) : Tensor();
                         Tensor gb = want_b ? empty({L}, x2.dtype(), x2.device()) : Tensor();
-                        cpu::layer_norm_backward(g.contiguous().reshape(x2.shape()), x2, mu, rstd,
-                                                 w1, gx, gw, gb);
+                        Tensor g2 = g.contiguous().reshape(x2.shape());
+                        if (on_cuda(x2)) {
+                          cuda::layer_norm_backward(g2, x2, mu, rstd, w1, gx, gw, gb);
+                        } else {
+                          cpu::layer_norm_backward(g2, x2, mu, rstd, w1, gx, gw, gb);
+                        }
                         return Grads{gx.reshape(xs), want_w ? gw.reshape(normalized_shape) : gw,
                                      want_b ? gb.reshape(normalized_shape) : gb};
                       });

@@ -5,6 +5,7 @@
 
 #include "core/autograd/node.h"
 #include "core/backend/cpu/reduce.h"
+#include "core/backend/cuda/reduce.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 
@@ -42,7 +43,6 @@ Shape final_shape(const Tensor& x, const std::vector<int64_t>& dims, bool keepdi
 
 Tensor reduce_forward(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
                       const char* name) {
-  require_cpu_kernel(name, x);
   if (storage_only(x.dtype())) {
     Tensor r = reduce_forward(op, x.to(DType::f32), dims, name);
     return op == ReduceOp::argmax ? r : r.to(x.dtype());
@@ -52,7 +52,11 @@ Tensor reduce_forward(ReduceOp op, const Tensor& x, const std::vector<int64_t>& 
   }
   DType dt = op == ReduceOp::argmax ? DType::i64 : x.dtype();
   Tensor out = empty(kept_shape(x, dims), dt, x.device());
-  cpu::reduce(op, x, dims, out);
+  if (on_cuda(x)) {
+    cuda::reduce(op, x, dims, out);
+  } else {
+    cpu::reduce(op, x, dims, out);
+  }
   return out;
 }
 

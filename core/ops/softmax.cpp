@@ -5,6 +5,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/softmax.h"
+#include "core/backend/cuda/softmax.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
@@ -29,7 +30,6 @@ Layout layout_of(const Shape& shape, int64_t d) {
 
 void check_input(const char* op, const Tensor& x) {
   check(x.defined(), "[", op, "] input is undefined");
-  require_cpu_kernel(op, x);
   check_floating(op, x);
 }
 
@@ -39,7 +39,11 @@ Tensor softmax_forward(const Tensor& x, int64_t d, bool log) {
   Tensor xc = x.detach().contiguous();
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   Layout l = layout_of(x.shape(), d);
-  cpu::softmax(xc, y, l.outer, l.n, l.inner, log);
+  if (on_cuda(x)) {
+    cuda::softmax(xc, y, l.outer, l.n, l.inner, log);
+  } else {
+    cpu::softmax(xc, y, l.outer, l.n, l.inner, log);
+  }
   return y;
 }
 
@@ -51,7 +55,11 @@ Tensor softmax_backward_fused(const Tensor& g, const Tensor& y, int64_t d, bool 
   Tensor gc = g.contiguous(), yc = y.contiguous();
   Tensor gx = empty(g.shape(), g.dtype(), g.device());
   Layout l = layout_of(g.shape(), d);
-  cpu::softmax_backward(gc, yc, gx, l.outer, l.n, l.inner, log);
+  if (on_cuda(g)) {
+    cuda::softmax_backward(gc, yc, gx, l.outer, l.n, l.inner, log);
+  } else {
+    cpu::softmax_backward(gc, yc, gx, l.outer, l.n, l.inner, log);
+  }
   return gx;
 }
 
@@ -86,7 +94,11 @@ Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
   kept[d] = 1;
   Tensor out = empty(kept, xf.dtype(), x.device());
   Layout l = layout_of(x.shape(), d);
-  cpu::logsumexp(xf.contiguous(), out, l.outer, l.n, l.inner);
+  if (on_cuda(x)) {
+    cuda::logsumexp(xf.contiguous(), out, l.outer, l.n, l.inner);
+  } else {
+    cpu::logsumexp(xf.contiguous(), out, l.outer, l.n, l.inner);
+  }
   if (out.dtype() != x.dtype()) out = out.to(x.dtype());
   if (!keepdim) out = out.squeeze(d);
   return record("logsumexp", out, {x}, [x, d, keepdim](const Tensor& g) {

@@ -7,6 +7,7 @@
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/copy.h"
+#include "core/backend/cuda/copy.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 
@@ -77,6 +78,12 @@ Shape infer_shape(const Shape& shape, int64_t numel) {
   check(numel_of(out) == numel, "[reshape] shape ", shape_str(shape), " (", numel_of(out),
         " elements) does not match the tensor's ", numel, " elements");
   return out;
+}
+
+/// The converting copy of src's device (see dispatch.h).
+void copy_kernel(const Tensor& src, const Tensor& dst) {
+  if (on_cuda(src)) return cuda::copy(src, dst);
+  cpu::copy(src, dst);
 }
 
 }  // namespace
@@ -192,16 +199,14 @@ Tensor Tensor::expand(const Shape& shape) const {
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
-  require_cpu_kernel("clone", *this);
-  cpu::copy(*this, out);
+  copy_kernel(*this, out);
   return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  require_cpu_kernel("to", *this);
   Tensor out = empty(shape(), target, device());
-  cpu::copy(*this, out);
+  copy_kernel(*this, out);
   if (!is_floating(target)) return out;
   DType source = dtype();
   return record("to_dtype", out, {*this},

@@ -1,5 +1,6 @@
-// CUDA memory: stream-ordered allocation from the device's default memory pool, one
-// non-blocking stream per device (an RAII owner), statistics for the tests.
+// CUDA memory and per-device state: stream-ordered allocation from the device's default memory
+// pool, and per device one non-blocking stream, one cuBLASLt handle and its workspace (RAII
+// owners, created on first use). Kernels reach them through context.h.
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -7,28 +8,50 @@
 #include <vector>
 
 #include "core/backend/backend.h"
+#include "core/backend/cuda/availability.h"
+#include "core/backend/cuda/context.h"
 #include "core/backend/cuda/cuda_check.h"
+#include "core/backend/cuda/handles.h"
 
 namespace strata {
 namespace {
 
-/// Owns a CUDA stream.
-class Stream {
- public:
-  explicit Stream(int device) {
-    STRATA_CUDA_CHECK(cudaSetDevice(device));
-    STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  }
-  ~Stream() {
-    if (stream_) cudaStreamDestroy(stream_);
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
+/// 32 MiB: what cuBLASLt's heuristics want for large Hopper GEMMs.
+constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
 
- private:
-  cudaStream_t stream_ = nullptr;
+/// Everything one device owns; members are destroyed in reverse order (workspace, handle,
+/// then the stream).
+struct DeviceState {
+  explicit DeviceState(int i) : index(select(i)) {
+    STRATA_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, i));
+  }
+  /// Makes the device current before the members below are created on it.
+  static int select(int i) {
+    STRATA_CUDA_CHECK(cudaSetDevice(i));
+    return i;
+  }
+  int index;
+  cuda::Stream stream;
+  std::unique_ptr<cuda::BlasLtHandle> blas;  // created on the first GEMM
+  std::unique_ptr<cuda::DeviceBuffer> workspace;
+  int sm_count = 0;
 };
+
+/// cudaGetDeviceCount's answer: the count, or its error string when it fails.
+int query_device_count(std::string* why) {
+  int n = 0;
+  cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error for later calls
+    if (why) {
+      *why = str_cat("cudaGetDeviceCount: ", cudaGetErrorString(err), " (", static_cast<int>(err),
+                     ")");
+    }
+    return 0;
+  }
+  if (n == 0 && why) *why = "cudaGetDeviceCount: 0 devices";
+  return n;
+}
 
 class CudaBackend final : public Backend {
  public:
@@ -45,7 +68,7 @@ class CudaBackend final : public Backend {
     return p;
   }
   void deallocate(void* ptr, int64_t nbytes, Device d) override {
-    cudaFreeAsync(ptr, stream(d));  // never throws from a destructor path
+    cudaFreeAsync(ptr, state(d).stream.get());  // never throws from a destructor path
     current_.fetch_sub(nbytes);
   }
   void copy_from_host(void* dst, const void* src, int64_t n, Device d) override {
@@ -63,45 +86,76 @@ class CudaBackend final : public Backend {
     STRATA_CUDA_CHECK(cudaMemsetAsync(dst, 0, n, stream(d)));
   }
   void synchronize(Device d) override { STRATA_CUDA_CHECK(cudaStreamSynchronize(stream(d))); }
-  int device_count() const override {
-    int n = 0;
-    // Any error (no driver, error 35 on GPU-less machines) means no usable GPU.
-    if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-    return n;
-  }
+  int device_count() const override { return query_device_count(nullptr); }
   MemoryStats memory_stats(Device) const override {
     return {current_.load(), peak_.load(), allocations_.load()};
   }
   void reset_peak(Device) override { peak_.store(current_.load()); }
 
- private:
+  /// Makes d current and returns its stream.
   cudaStream_t stream(Device d) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (streams_.empty()) {
-      int n = device_count();
-      check(n > 0,
-            "[cuda] no CUDA device is available (cudaGetDeviceCount found none); "
-            "run with device: cpu");
-      streams_.resize(n);
-    }
-    check(d.index >= 0 && d.index < static_cast<int>(streams_.size()), "[cuda] device ", d.str(),
-          " does not exist; this machine has ", streams_.size(), " GPU(s)");
-    if (!streams_[d.index]) streams_[d.index] = std::make_unique<Stream>(d.index);
-    return streams_[d.index]->get();
+    DeviceState& s = state(d);
+    STRATA_CUDA_CHECK(cudaSetDevice(d.index));
+    return s.stream.get();
   }
 
+  cuda::BlasLt blaslt(Device d) {
+    DeviceState& s = state(d);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!s.blas) {
+      STRATA_CUDA_CHECK(cudaSetDevice(d.index));
+      s.blas = std::make_unique<cuda::BlasLtHandle>();
+      s.workspace = std::make_unique<cuda::DeviceBuffer>(kBlasWorkspaceBytes);
+    }
+    return {s.blas->get(), s.workspace->get(), s.workspace->bytes()};
+  }
+
+  DeviceState& state(Device d) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (devices_.empty()) {
+      std::string why;
+      int n = query_device_count(&why);
+      check(n > 0, "[cuda] no CUDA device is available (", why,
+            "); run with device: cpu, or on a machine with an NVIDIA GPU and driver");
+      devices_.resize(n);
+    }
+    check(d.is_cuda() && d.index >= 0 && d.index < static_cast<int>(devices_.size()),
+          "[cuda] device ", d.str(), " does not exist; this machine has ", devices_.size(),
+          " GPU(s)");
+    if (!devices_[d.index]) devices_[d.index] = std::make_unique<DeviceState>(d.index);
+    return *devices_[d.index];
+  }
+
+ private:
   std::mutex mutex_;
-  std::vector<std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<DeviceState>> devices_;
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> peak_{0};
   std::atomic<int64_t> allocations_{0};
 };
 
-}  // namespace
-
-Backend& cuda_backend() {
-  static CudaBackend backend;
-  return backend;
+CudaBackend& the_backend() {
+  // Deliberately never destroyed: static destructors may run after the CUDA runtime has
+  // unloaded, and destroying cuBLASLt handles or streams then can crash the process at exit
+  // (PyTorch leaks its handles for the same reason). The OS reclaims everything.
+  static CudaBackend* backend = new CudaBackend;
+  return *backend;
 }
 
+}  // namespace
+
+Backend& cuda_backend() { return the_backend(); }
+
+std::string cuda_unavailable_reason() {
+  std::string why;
+  return query_device_count(&why) > 0 ? std::string() : why;
+}
+
+namespace cuda {
+
+cudaStream_t stream_for(Device device) { return the_backend().stream(device); }
+BlasLt blaslt_for(Device device) { return the_backend().blaslt(device); }
+int sm_count(Device device) { return the_backend().state(device).sm_count; }
+
+}  // namespace cuda
 }  // namespace strata

@@ -1,0 +1,27 @@
+// Per-device state the CUDA kernels share: the backend's stream (every kernel and copy of a
+// device is ordered on it) and the cuBLASLt handle with its workspace. Owned by the CUDA
+// backend (cuda_backend.cu), created on first use of a device.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "core/device.h"
+
+namespace strata::cuda {
+
+/// Makes `device` current and returns its stream; throws a clear error without a GPU.
+cudaStream_t stream_for(Device device);
+
+struct BlasLt {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+/// The cuBLASLt handle and workspace of `device` (created on first use).
+BlasLt blaslt_for(Device device);
+
+/// Multiprocessors of `device`, for sizing grids.
+int sm_count(Device device);
+
+}  // namespace strata::cuda

@@ -1,0 +1,137 @@
+// GEMM through cuBLASLt. strata is row-major and cuBLASLt column-major, so out = a @ b is
+// computed as out^T = b^T a^T: a row-major (r, c) matrix read column-major is its transpose,
+// and a transposed view is a plain column-major matrix. Descriptors are RAII owners.
+#include <algorithm>
+
+#include "core/backend/cuda/copy.h"
+#include "core/backend/cuda/handles.h"
+#include "core/backend/cuda/linalg.h"
+#include "core/backend/cuda/loops.cuh"
+
+namespace strata::cuda {
+namespace {
+
+/// One operand (batch, r, c) as cuBLASLt sees it: the stored column-major matrix and the op
+/// that turns it into the (c, r) transpose the column-major product needs.
+struct Operand {
+  Tensor t;  // keeps a contiguous copy alive when one was needed
+  cublasOperation_t op = CUBLAS_OP_N;
+  uint64_t rows = 0, cols = 0;
+  int64_t ld = 0, batch_stride = 0;
+};
+
+Operand describe(const Tensor& in) {
+  Tensor t = in;
+  const int64_t batch = t.shape()[0], r = t.shape()[1], c = t.shape()[2];
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t s0 = t.strides()[0], s1 = t.strides()[1], s2 = t.strides()[2];
+    const bool batch_ok = batch == 1 || s0 != 0;
+    const int64_t ld_row = r == 1 ? std::max<int64_t>(c, 1) : s1;
+    const int64_t ld_col = c == 1 ? std::max<int64_t>(r, 1) : s2;
+    if (batch_ok && (s2 == 1 || c == 1) && ld_row >= std::max<int64_t>(c, 1)) {
+      return {t, CUBLAS_OP_N, uint64_t(c), uint64_t(r), ld_row, batch == 1 ? 0 : s0};
+    }
+    if (batch_ok && (s1 == 1 || r == 1) && ld_col >= std::max<int64_t>(r, 1)) {
+      return {t, CUBLAS_OP_T, uint64_t(r), uint64_t(c), ld_col, batch == 1 ? 0 : s0};
+    }
+    t = t.contiguous();  // neither layout: one copy, then the first case holds
+  }
+  check_internal(false, "gemm operand layout ", in.desc());
+  return {};
+}
+
+MatrixLayout layout(cudaDataType_t type, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch,
+                    int64_t batch_stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, rows, cols, ld));
+  MatrixLayout owned(l);
+  const int32_t count = static_cast<int32_t>(batch);
+  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                       &count, sizeof(count)));
+  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+      l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &batch_stride, sizeof(batch_stride)));
+  return owned;
+}
+
+/// The largest power of two (up to 256) dividing the address: cuBLASLt assumes 256 unless told.
+uint32_t alignment_of(const void* p) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al /= 2;
+  return al;
+}
+
+MatmulPreference preference(size_t workspace, const void* a, const void* b, const void* c) {
+  cublasLtMatmulPreference_t p = nullptr;
+  STRATA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p));
+  MatmulPreference owned(p);
+  uint64_t ws = workspace;
+  STRATA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al[4] = {alignment_of(a), alignment_of(b), alignment_of(c), alignment_of(c)};
+  const cublasLtMatmulPreferenceAttributes_t keys[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i) {
+    STRATA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, keys[i], &al[i], sizeof(al[i])));
+  }
+  return owned;
+}
+
+template <class T>
+struct Scale {
+  T beta;
+  __device__ T operator()(T v) const { return beta * v; }
+};
+
+}  // namespace
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
+          bool allow_tf32) {
+  const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+  const bool f64 = a.dtype() == DType::f64;
+  check_internal(f64 || a.dtype() == DType::f32, "CUDA gemm called on ", a.desc());
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: out = beta * out
+    if (beta == 0) return fill(out, 0.0);
+    visit_floating(out, "gemm_scale", [&](auto tag) {
+      using T = decltype(tag);
+      map<T>("gemm_scale", out, Scale<T>{T(beta)}, arg<T>(out));
+    });
+    return;
+  }
+  check(batch <= INT32_MAX, "[matmul] batch of ", batch, " exceeds cuBLASLt's limit");
+  Operand A = describe(b), B = describe(a);  // out^T = b^T a^T
+  const cudaDataType_t type = f64 ? CUDA_R_64F : CUDA_R_32F;
+  const cublasComputeType_t compute =
+      f64 ? CUBLAS_COMPUTE_64F : (allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+  cublasLtMatmulDesc_t d = nullptr;
+  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, type));
+  MatmulDesc desc(d);
+  STRATA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &A.op, sizeof(A.op)));
+  STRATA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &B.op, sizeof(B.op)));
+  MatrixLayout la = layout(type, A.rows, A.cols, A.ld, batch, A.batch_stride);
+  MatrixLayout lb = layout(type, B.rows, B.cols, B.ld, batch, B.batch_stride);
+  MatrixLayout lc = layout(type, uint64_t(n), uint64_t(m), n, batch, m * n);
+  BlasLt blas = blaslt_for(out.device());
+  cudaStream_t stream = stream_for(out.device());
+  MatmulPreference pref =
+      preference(blas.workspace_bytes, A.t.raw_data(), B.t.raw_data(), out.raw_data());
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  STRATA_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas.handle, d, la.get(), lb.get(), lc.get(),
+                                                     lc.get(), pref.get(), 1, &result, &found));
+  check(found > 0, "[matmul] cuBLASLt has no algorithm for ", a.desc(), " @ ", b.desc(),
+        "; try contiguous operands");
+  const float alpha32 = float(alpha), beta32 = float(beta);
+  const void* pa = f64 ? static_cast<const void*>(&alpha) : &alpha32;
+  const void* pb = f64 ? static_cast<const void*>(&beta) : &beta32;
+  STRATA_CUBLAS_CHECK(cublasLtMatmul(blas.handle, d, pa, A.t.raw_data(), la.get(), B.t.raw_data(),
+                                     lb.get(), pb, out.raw_data(), lc.get(), out.raw_data(),
+                                     lc.get(), &result.algo, blas.workspace, blas.workspace_bytes,
+                                     stream));
+}
+
+}  // namespace strata::cuda

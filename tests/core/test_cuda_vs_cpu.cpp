@@ -1,0 +1,593 @@
+// The CUDA backend against the CPU reference: one table of cases, each running an op forward
+// and backward on both devices from the same inputs and comparing every output and gradient
+// with dtype-scaled tolerances. Without a GPU every case skips, saying why.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/backend/backend.h"
+#include "core/backend/cpu/linalg.h"
+#include "core/backend/cpu/optim.h"
+#include "core/backend/cuda/availability.h"
+#include "core/backend/cuda/linalg.h"
+#include "core/backend/cuda/optim.h"
+#include "core/ops.h"
+#include "tests/support/values.h"
+
+namespace strata {
+namespace {
+
+using Outs = std::vector<Tensor>;
+
+/// One op run on `device` from inputs of dtype `dtype` built on the CPU; returns outputs
+/// followed by gradients.
+using Run = std::function<Outs(Device device, DType dtype)>;
+
+struct OpCase {
+  std::string name;
+  DType dtype;
+  Run run;
+  double tol_scale = 1;  // for ops that sum many rounded terms (GEMMs, TF32)
+};
+
+void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+/// Relative-and-absolute tolerance of a dtype: a few units in the last place of what the
+/// kernels compute, allowing for a different summation order on the GPU.
+double tolerance(DType t) {
+  switch (t) {
+    case DType::f64:
+      return 1e-10;
+    case DType::f32:
+      return 2e-5;
+    case DType::bf16:
+      return 2e-2;
+    case DType::f16:
+      return 4e-3;
+    default:
+      return 0;  // integers, bools and masks match exactly
+  }
+}
+
+/// A leaf input in [lo, hi) from a fixed seed: the same values on both devices.
+Tensor input(Device d, DType t, const Shape& shape, uint64_t seed, double lo = -2, double hi = 2,
+             bool grad = true) {
+  Generator gen(seed);
+  Tensor x = rand(shape, gen, DType::f64, lo, hi).to(t).to(d).detach();
+  if (grad && is_floating(t)) x.set_requires_grad();
+  return x;
+}
+
+Tensor indices(Device d, const std::vector<int64_t>& v, const Shape& shape) {
+  return from_vector<int64_t>(v, shape, d);
+}
+
+/// y, then the gradients of `xs` under the loss sum(y * w) with fixed weights w.
+Outs with_grads(const Tensor& y, const std::vector<Tensor>& xs) {
+  Generator gen(4242);
+  Tensor w = rand(y.shape(), gen, DType::f64, -1, 1).to(y.dtype()).to(y.device());
+  sum(mul(y, w)).backward();
+  Outs out{y.detach()};
+  for (const Tensor& x : xs) out.push_back(x.grad());
+  return out;
+}
+
+std::string index_str(int64_t flat, const Shape& shape) {
+  std::vector<int64_t> idx(shape.size());
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  std::ostringstream os;
+  os << '[';
+  for (size_t d = 0; d < idx.size(); ++d) os << (d ? ", " : "") << idx[d];
+  os << ']';
+  return os.str();
+}
+
+/// Compares got (CUDA) with want (CPU); on failure prints the first mismatches with indices.
+void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
+  ASSERT_EQ(got.defined(), want.defined()) << what << ": defined on one device only";
+  if (!got.defined()) return;
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  EXPECT_TRUE(got.device().is_cuda()) << what << " was computed on " << got.device();
+  std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  std::ostringstream first;
+  int64_t bad = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const bool same = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i] ||
+                      std::abs(g[i] - w[i]) <= tol * (1 + std::abs(w[i]));
+    if (same) continue;
+    if (++bad <= 8) {
+      first << "\n  at " << index_str(static_cast<int64_t>(i), got.shape()) << ": cuda " << g[i]
+            << ", cpu " << w[i] << " (diff " << std::abs(g[i] - w[i]) << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << " " << got.desc() << ": " << bad << " of " << g.size()
+                    << " elements differ beyond tolerance " << tol << "; first:" << first.str();
+}
+
+// ---- the table ----
+
+struct UnarySpec {
+  const char* name;
+  std::function<Tensor(const Tensor&)> fn;
+  double lo, hi;
+};
+
+std::vector<UnarySpec> unary_specs() {
+  return {
+      {"neg", [](const Tensor& x) { return neg(x); }, -2, 2},
+      {"exp", [](const Tensor& x) { return exp(x); }, -3, 3},
+      {"log", [](const Tensor& x) { return log(x); }, 0.1, 4},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.1, 4},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, 0.1, 4},
+      {"abs", [](const Tensor& x) { return abs(x); }, -2, 2},
+      {"sign", [](const Tensor& x) { return sign(x); }, -2, 2},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -6, 6},
+      {"relu", [](const Tensor& x) { return relu(x); }, -2, 2},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2},
+      {"gelu", [](const Tensor& x) { return gelu(x); }, -4, 4},
+      {"gelu_tanh", [](const Tensor& x) { return gelu(x, true); }, -4, 4},
+      {"silu", [](const Tensor& x) { return silu(x); }, -4, 4},
+      {"sin", [](const Tensor& x) { return sin(x); }, -3, 3},
+      {"cos", [](const Tensor& x) { return cos(x); }, -3, 3},
+      {"erf", [](const Tensor& x) { return erf(x); }, -2, 2},
+      {"square", [](const Tensor& x) { return square(x); }, -2, 2},
+      {"reciprocal", [](const Tensor& x) { return reciprocal(x); }, 0.2, 3},
+      {"pow_scalar", [](const Tensor& x) { return pow(x, 2.5); }, 0.1, 3},
+      {"log1p", [](const Tensor& x) { return log1p(x); }, -0.5, 3},
+      {"expm1", [](const Tensor& x) { return expm1(x); }, -2, 2},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 1.0); }, -2, 2},
+  };
+}
+
+using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
+
+void add_elementwise(std::vector<OpCase>& cases) {
+  const std::pair<const char*, BinaryFn> binaries[] = {
+      {"add", add},         {"sub", sub},         {"mul", mul}, {"div", div},
+      {"maximum", maximum}, {"minimum", minimum}, {"pow", pow}};
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+    for (auto [name, fn] : binaries) {
+      // a (4, 1, 5) against b (3, 1): broadcasting on both sides; b > 0 for div and pow.
+      cases.push_back(
+          {str_cat(name, "_broadcast_", dtype_name(t)), t, [fn](Device d, DType t) {
+             Tensor a = input(d, t, {4, 1, 5}, 1, 0.5, 2), b = input(d, t, {3, 1}, 2, 0.5, 2);
+             return with_grads(fn(a, b), {a, b});
+           }});
+    }
+  }
+  for (DType t : {DType::f32, DType::f64}) {
+    for (const UnarySpec& u : unary_specs()) {
+      cases.push_back({str_cat(u.name, "_", dtype_name(t)), t, [u](Device d, DType t) {
+                         Tensor x = input(d, t, {3, 67}, 3, u.lo, u.hi);
+                         return with_grads(u.fn(x), {x});
+                       }});
+    }
+    // Large enough for many blocks of the vectorised path and a ragged tail.
+    cases.push_back({str_cat("gelu_large_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {513, 1031}, 47, -4, 4);
+                       return with_grads(gelu(x, true), {x});
+                     }});
+    cases.push_back({str_cat("strided_mul_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor a = input(d, t, {6, 8}, 4), b = input(d, t, {8, 6}, 5);
+                       return with_grads(mul(a.t(), b.slice(1, 0, 6, 1)), {a, b});
+                     }});
+    cases.push_back({str_cat("where_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor a = input(d, t, {5, 7}, 6), b = input(d, t, {7}, 7);
+                       Tensor cond = gt(a, scalar_like(0.3, a));
+                       return with_grads(where(cond, a, b), {a, b});
+                     }});
+    cases.push_back({str_cat("compare_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor a = input(d, t, {4, 9}, 8), b = input(d, t, {9}, 9);
+                       return Outs{lt(a, b), ge(a, b), eq(a, a), ne(a, b)};
+                     }});
+  }
+  for (DType t : {DType::i32, DType::i64}) {
+    cases.push_back({str_cat("add_mul_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor a = input(d, DType::f64, {5, 6}, 10, -50, 50).to(t);
+                       Tensor b = input(d, DType::f64, {6}, 11, -50, 50).to(t);
+                       return Outs{add(a, b), mul(a, b), maximum(a, b), neg(a), abs(a)};
+                     }});
+  }
+}
+
+void add_copies(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+    cases.push_back({str_cat("transpose_contiguous_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {3, 5, 7}, 12);
+                       return with_grads(x.permute({2, 0, 1}).contiguous(), {x});
+                     }});
+    // Conversions round to nearest even on both devices: exact agreement expected.
+    cases.push_back({str_cat("convert_", dtype_name(t)), DType::i64,
+                     [t](Device d, DType) {
+                       Tensor x = input(d, DType::f64, {4, 33}, 13, -300, 300, false);
+                       Tensor y = x.to(t);
+                       return Outs{y, y.to(DType::f32), y.to(DType::i32), y.t().to(DType::f64)};
+                     },
+                     0});
+  }
+  for (DType t : {DType::f32, DType::bf16}) {
+    cases.push_back({str_cat("concat_stack_pad_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor a = input(d, t, {3, 4}, 54), b = input(d, t, {3, 2}, 55);
+                       Tensor c = input(d, t, {3, 6}, 56);
+                       Tensor y = stack({concat({a, b}, 1), c}, 0);  // (2, 3, 6)
+                       return with_grads(pad(y, {1, 2, 0, 1}, 0.5), {a, b, c});
+                     }});
+  }
+  for (DType t : {DType::f32, DType::f64}) {
+    // Repeated indices in a column: scatter keeps the last write, scatter_add sums in order.
+    cases.push_back({str_cat("gather_scatter_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {4, 5}, 57), s = input(d, t, {3, 5}, 58);
+                       Tensor i = indices(d, {0, 2, 1, 3, 3, 1, 1, 0, 2, 0, 3, 1, 0, 2, 3}, {3, 5});
+                       Tensor y = concat({gather(x, 0, i), scatter(x, 0, i, s, false),
+                                          scatter(x, 0, i, s, true), gather(x.t(), 1, i.t()).t()},
+                                         0);
+                       return with_grads(y, {x, s});
+                     }});
+  }
+  for (DType t : {DType::f32, DType::bf16}) {
+    cases.push_back({str_cat("upsample_nearest2d_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {2, 3, 4, 5}, 59);
+                       return with_grads(upsample_nearest2d(x, 2, 3), {x});
+                     }});
+  }
+  // The in-place ops of optimizers and gradient accumulation, on views.
+  cases.push_back({"inplace_f32", DType::f32, [](Device d, DType t) {
+                     NoGradGuard guard;
+                     Tensor a = input(d, t, {6, 10}, 52, -2, 2, false).clone();
+                     Tensor b = input(d, t, {10}, 53, -2, 2, false);
+                     add_(a, b, 0.5);
+                     mul_(a, 3.0);
+                     Tensor rows = a.slice(0, 1, 5, 2);
+                     fill_(rows, -1.25);
+                     Tensor cols = a.slice(1, 2, 9, 3);
+                     copy_(cols, b.slice(0, 0, 3).to(DType::f64));
+                     return Outs{a};
+                   }});
+  cases.push_back({"index_select_add_f32", DType::f32,
+                   [](Device d, DType t) {
+                     Tensor x = input(d, t, {4, 6, 3}, 14), s = input(d, t, {4, 5, 3}, 15);
+                     Tensor i = indices(d, {5, 0, 2, 2, 1}, {5});
+                     return with_grads(
+                         add(index_select(x, 1, i), index_add(x, 1, i, s).slice(1, 0, 5)), {x, s});
+                   },
+                   0});  // index_add is deterministic: bitwise equal
+}
+
+void add_reductions(std::vector<OpCase>& cases) {
+  using Dims = std::vector<int64_t>;
+  for (DType t : {DType::f32, DType::f64}) {
+    for (const Dims& dims : {Dims{}, Dims{0}, Dims{1}, Dims{2}, Dims{0, 2}}) {
+      std::string tag;
+      for (int64_t k : dims) tag += std::to_string(k);
+      if (dims.empty()) tag = "all";
+      cases.push_back({str_cat("sum_", tag, "_", dtype_name(t)), t, [dims](Device d, DType t) {
+                         Tensor x = input(d, t, {6, 300, 5}, 16);
+                         return with_grads(sum(x, dims), {x});
+                       }});
+      cases.push_back({str_cat("max_", tag, "_", dtype_name(t)), t, [dims](Device d, DType t) {
+                         Tensor x = input(d, t, {6, 300, 5}, 17);
+                         return with_grads(max(x, dims), {x});
+                       }});
+    }
+    // Long columns: the rows are split over blocks, then the partials combined.
+    cases.push_back({str_cat("column_reduce_split_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {4001, 7}, 48);
+                       Outs out = with_grads(add(sum(x, {0}), max(x, {0})), {x});
+                       out.push_back(argmax(x.detach(), 0));
+                       return out;
+                     }});
+    cases.push_back({str_cat("mean_var_min_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {7, 129}, 18);
+                       return with_grads(add(add(mean(x, {1}), var(x, {1})), min(x, {1})), {x});
+                     }});
+    cases.push_back({str_cat("argmax_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {9, 257}, 19);
+                       return Outs{argmax(x, 1), argmax(x, 0), argmax(x.t(), 1)};
+                     }});
+  }
+  cases.push_back({"sum_max_i64", DType::i64, [](Device d, DType t) {
+                     Tensor x = input(d, DType::f64, {10, 31}, 20, -1000, 1000).to(t);
+                     return Outs{sum(x, {1}), sum(x, {0}), max(x, {1}), argmax(x, 1)};
+                   }});
+}
+
+void add_softmax_loss(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+    cases.push_back({str_cat("softmax_last_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {5, 1000}, 21, -5, 5);
+                       return with_grads(softmax(x, -1), {x});
+                     }});
+    cases.push_back({str_cat("log_softmax_mid_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {3, 17, 6}, 22, -5, 5);
+                       return with_grads(log_softmax(x, 1), {x});
+                     }});
+    cases.push_back({str_cat("logsumexp_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {4, 50}, 23, -5, 5);
+                       return with_grads(logsumexp(x, 1), {x});
+                     }});
+    cases.push_back({str_cat("cross_entropy_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {6, 11}, 24, -3, 3);
+                       Tensor y = indices(d, {3, 0, -100, 10, 5, 5}, {6});
+                       return with_grads(cross_entropy(x, y, -100, 0.1), {x});
+                     }});
+    cases.push_back({str_cat("cross_entropy_spatial_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {2, 4, 3}, 25, -3, 3);
+                       Tensor y = indices(d, {0, 1, 3, 2, 2, 0}, {2, 3});
+                       return with_grads(cross_entropy(x, y, -100, 0.0, Reduction::sum), {x});
+                     }});
+  }
+}
+
+void add_norm_embedding_dropout(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+    cases.push_back({str_cat("layer_norm_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {4, 7, 300}, 26, -3, 3);
+                       Tensor w = input(d, t, {300}, 27), b = input(d, t, {300}, 28);
+                       return with_grads(layer_norm(x, {300}, w, b, 1e-5), {x, w, b});
+                     }});
+    // Many short rows: the weight and bias gradients sum over split row chunks.
+    cases.push_back({str_cat("layer_norm_tall_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {2001, 64}, 49, -3, 3);
+                       Tensor w = input(d, t, {64}, 50), b = input(d, t, {64}, 51);
+                       return with_grads(layer_norm(x, {64}, w, b, 1e-5), {x, w, b});
+                     }});
+    cases.push_back({str_cat("group_norm_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {2, 6, 5, 5}, 29, -3, 3);
+                       Tensor w = input(d, t, {6}, 30), b = input(d, t, {6}, 31);
+                       return with_grads(group_norm(x, 3, w, b, 1e-5), {x, w, b});
+                     }});
+    // Repeated indices add up in index order on both devices: bitwise equal.
+    cases.push_back({str_cat("embedding_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor w = input(d, t, {20, 16}, 32);
+                       Tensor i = indices(d, {3, 0, 7, 3, 19, 7, 7, 2}, {2, 4});
+                       return with_grads(embedding(w, i, 2), {w});
+                     },
+                     0});
+    cases.push_back({str_cat("dropout_", dtype_name(t)), t, [](Device d, DType t) {
+                       Tensor x = input(d, t, {37, 41}, 33);
+                       Generator gen(2024, 5);  // the same (seed, offset): the same mask
+                       return with_grads(dropout(x, 0.3, true, gen), {x});
+                     }});
+  }
+}
+
+void add_linalg(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+    cases.push_back({str_cat("matmul_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor a = input(d, t, {37, 65}, 34), b = input(d, t, {65, 23}, 35);
+                       return with_grads(matmul(a, b), {a, b});
+                     },
+                     8});
+    cases.push_back({str_cat("matmul_batched_broadcast_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor a = input(d, t, {2, 3, 9, 17}, 36), b = input(d, t, {3, 17, 5}, 37);
+                       return with_grads(matmul(a, b), {a, b});
+                     },
+                     8});
+    cases.push_back({str_cat("matmul_transposed_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor a = input(d, t, {31, 12}, 38), b = input(d, t, {19, 31}, 39);
+                       return with_grads(matmul(a.t(), b.t()), {a, b});
+                     },
+                     8});
+    cases.push_back({str_cat("linear_bias_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor x = input(d, t, {4, 6, 40}, 40), w = input(d, t, {24, 40}, 41);
+                       Tensor b = input(d, t, {24}, 42);
+                       return with_grads(linear(x, w, b), {x, w, b});
+                     },
+                     8});
+    cases.push_back({str_cat("matvec_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor a = input(d, t, {33, 20}, 43), v = input(d, t, {20}, 44);
+                       return with_grads(matmul(a, v), {a, v});
+                     },
+                     8});
+  }
+  // TF32 rounds operands to 10 mantissa bits: compared at 2^-10-ish relative error.
+  cases.push_back({"gemm_tf32_f32", DType::f32,
+                   [](Device d, DType t) {
+                     Tensor a = input(d, t, {1, 64, 128}, 45, -1, 1, false);
+                     Tensor b = input(d, t, {1, 128, 48}, 46, -1, 1, false);
+                     Tensor out = zeros({1, 64, 48}, t, d);
+                     if (d.is_cuda()) {
+                       cuda::gemm(a, b, out, 1.0, 0.0, true);
+                     } else {
+                       cpu::gemm(a, b, out, 1.0, 0.0);
+                     }
+                     return Outs{out};
+                   },
+                   250});
+}
+
+/// Three optimizer steps through the fused kernels (CUDA: all tensors in one launch).
+template <class Hyper, class CpuStep, class CudaStep>
+Outs optimizer_steps(Device d, DType t, int states, const Hyper& h, CpuStep cpu_step,
+                     CudaStep cuda_step) {
+  const Shape shapes[] = {{33}, {4, 50}, {1000}};
+  std::vector<Tensor> params, grads;
+  std::vector<std::vector<Tensor>> state(states);
+  for (int i = 0; i < 3; ++i) {
+    params.push_back(input(d, t, shapes[i], 50 + i, -1, 1, false));
+    grads.push_back(input(d, t, shapes[i], 60 + i, -1, 1, false));
+    for (int s = 0; s < states; ++s) {
+      state[s].push_back(zeros(shapes[i], t == DType::f64 ? t : DType::f32, d));
+    }
+  }
+  for (int step = 0; step < 3; ++step) {
+    if (d.is_cuda()) {
+      cuda_step(params, grads, state, h, step);
+    } else {
+      for (size_t i = 0; i < params.size(); ++i) cpu_step(params[i], grads[i], state, i, h, step);
+    }
+  }
+  Outs out = params;
+  for (auto& s : state) out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+
+void add_optimizers(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+    cases.push_back({str_cat("sgd_nesterov_", dtype_name(t)), t, [](Device d, DType t) {
+                       cpu::SgdHyper h{
+                           .lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true};
+                       auto with_first = [](cpu::SgdHyper h, int step) {
+                         h.first = step == 0;
+                         return h;
+                       };
+                       return optimizer_steps(
+                           d, t, 1, h,
+                           [&](const Tensor& p, const Tensor& g, auto& st, size_t i, const auto& h,
+                               int step) { cpu::sgd_step(p, g, st[0][i], with_first(h, step)); },
+                           [&](auto& p, auto& g, auto& st, const auto& h, int step) {
+                             cuda::sgd_step(p, g, st[0], with_first(h, step));
+                           });
+                     }});
+    for (bool adamw : {false, true}) {
+      cases.push_back(
+          {str_cat(adamw ? "adamw_amsgrad_" : "adam_", dtype_name(t)), t,
+           [adamw](Device d, DType t) {
+             cpu::AdamHyper h{.lr = 1e-2,
+                              .beta1 = 0.9,
+                              .beta2 = 0.999,
+                              .eps = 1e-8,
+                              .weight_decay = 0.05,
+                              .decoupled = adamw,
+                              .amsgrad = adamw};
+             auto at = [](cpu::AdamHyper h, int step) {
+               h.bias1 = 1 - std::pow(h.beta1, step + 1);
+               h.bias2_sqrt = std::sqrt(1 - std::pow(h.beta2, step + 1));
+               return h;
+             };
+             return optimizer_steps(
+                 d, t, 3, h,
+                 [&](const Tensor& p, const Tensor& g, auto& st, size_t i, const auto& h,
+                     int step) { cpu::adam_step(p, g, st[0][i], st[1][i], st[2][i], at(h, step)); },
+                 [&](auto& p, auto& g, auto& st, const auto& h, int step) {
+                   cuda::adam_step(p, g, st[0], st[1], st[2], at(h, step));
+                 });
+           }});
+    }
+  }
+}
+
+std::vector<OpCase> all_cases() {
+  std::vector<OpCase> cases;
+  add_elementwise(cases);
+  add_copies(cases);
+  add_reductions(cases);
+  add_softmax_loss(cases);
+  add_norm_embedding_dropout(cases);
+  add_linalg(cases);
+  add_optimizers(cases);
+  return cases;
+}
+
+class CudaVsCpu : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(CudaVsCpu, MatchesCpu) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  const OpCase& c = GetParam();
+  Outs want = c.run(Device::cpu(), c.dtype);
+  Outs got = c.run(Device::cuda(0), c.dtype);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const DType dt = want[i].defined() ? want[i].dtype() : c.dtype;
+    expect_close(str_cat(c.name, " output ", i), got[i], want[i], tolerance(dt) * c.tol_scale);
+  }
+}
+
+// The CPU half of every case runs everywhere, so a broken case shows up on CPU-only CI and a
+// failure on the GPU machine is the CUDA kernel's: outputs exist and are finite.
+TEST_P(CudaVsCpu, CpuReferenceIsFinite) {
+  const OpCase& c = GetParam();
+  Outs want = c.run(Device::cpu(), c.dtype);
+  ASSERT_FALSE(want.empty()) << c.name;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(want[i].defined()) << c.name << " output " << i;
+    std::vector<double> v = want[i].to_vector<double>();
+    int64_t bad = 0;
+    for (double x : v) bad += std::isfinite(x) ? 0 : 1;
+    EXPECT_EQ(bad, 0) << c.name << " output " << i << " " << want[i].desc() << " has " << bad
+                      << " non-finite values";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, CudaVsCpu, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& info) {
+                           return info.param.name;
+                         });
+
+// Runs everywhere: with a GPU a CUDA tensor round-trips; without one, the first allocation
+// fails with one clear error that carries cudaGetDeviceCount's (or the build's) reason.
+TEST(CudaDevice, GpuWorksOrFailsWithOneClearError) {
+  const std::string why = cuda_unavailable_reason();
+  if (why.empty()) {
+    Tensor x = from_vector<float>({1.5f, -2.0f, 3.25f}, {3}, Device::cuda(0));
+    EXPECT_TRUE(x.device().is_cuda());
+    EXPECT_EQ(x.to(Device::cpu()).to_vector<float>(), (std::vector<float>{1.5f, -2.0f, 3.25f}));
+    EXPECT_GT(cuda_backend().device_count(), 0);
+    return;
+  }
+  EXPECT_EQ(cuda_backend().device_count(), 0);
+  std::string msg = testing::message_of([] { empty({2}, DType::f32, Device::cuda(0)); });
+  EXPECT_EQ(msg.rfind("[cuda] ", 0), 0u) << msg;
+  const bool built = why.rfind("cudaGetDeviceCount", 0) == 0;
+  EXPECT_NE(msg.find(built ? "no CUDA device is available (cudaGetDeviceCount" : "without CUDA"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("device: cpu"), std::string::npos) << msg;
+}
+
+// Ops whose inputs sit on different devices name the op and both devices.
+TEST(CudaDevice, MixedDevicesAreRejected) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  Tensor a = ones({2, 2}), b = ones({2, 2}, DType::f32, Device::cuda(0));
+  std::string msg = testing::message_of([&] { add(a, b); });
+  EXPECT_NE(msg.find("[add] tensors are on different devices"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cuda:0"), std::string::npos) << msg;
+  msg = testing::message_of([&] { matmul(a, b); });
+  EXPECT_NE(msg.find("[matmul] tensors are on different devices"), std::string::npos) << msg;
+}
+
+// Index and target checks run on the GPU data and name the bad value and its position.
+TEST(CudaDevice, BadIndicesNameValueAndPosition) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  Tensor w = ones({20, 4}, DType::f32, Device::cuda(0));
+  Tensor idx = from_vector<int64_t>({3, 0, 7, 25, 1}, {5}, Device::cuda(0));
+  std::string msg = testing::message_of([&] { embedding(w, idx); });
+  EXPECT_EQ(msg.rfind("[embedding] index 25 (position 3 of i64[5] cuda:0) is out of range", 0), 0u)
+      << msg;
+  Tensor logits = ones({2, 3}, DType::f32, Device::cuda(0));
+  Tensor target = from_vector<int64_t>({1, 3}, {2}, Device::cuda(0));
+  msg = testing::message_of([&] { cross_entropy(logits, target); });
+  EXPECT_EQ(msg.rfind("[cross_entropy] target value 3 at flat index 1 is out of range", 0), 0u)
+      << msg;
+}
+
+// Ops without a CUDA kernel yet say so instead of reading device memory on the host.
+TEST(CudaDevice, OpsWithoutKernelsSayHowToRun) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  Tensor x = ones({2, 3, 4}, DType::f32, Device::cuda(0));
+  std::string msg = testing::message_of([&] { batch_norm(x, {}, {}, {}, {}, true, 0.1, 1e-5); });
+  EXPECT_EQ(msg.rfind("[batch_norm] has no kernel for f32[2, 3, 4] cuda:0", 0), 0u) << msg;
+  EXPECT_NE(msg.find("device: cpu"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace strata

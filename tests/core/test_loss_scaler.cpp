@@ -51,8 +51,8 @@ TEST(LossScaler, GrowsAfterTheIntervalOfCleanSteps) {
     s.update(inf);
     scales.push_back(s.scale_value());
   }
-  EXPECT_EQ(scales, (std::vector<double>{65536, 65536, 131072, 131072, 65536, 65536, 65536,
-                                         131072}));
+  EXPECT_EQ(scales,
+            (std::vector<double>{65536, 65536, 131072, 131072, 65536, 65536, 65536, 131072}));
 }
 
 TEST(LossScaler, StateRoundTripsAndBadInputIsRefused) {
@@ -61,7 +61,9 @@ TEST(LossScaler, StateRoundTripsAndBadInputIsRefused) {
   LossScaler t;
   t.set_state(s.state());
   EXPECT_EQ(t.state(), (LossScaler::State{65536, 1}));
-  EXPECT_EQ(message_of([&] { t.set_state({-1, 0}); }),
+  EXPECT_EQ(message_of([&] {
+              t.set_state({-1, 0});
+            }),
             "[LossScaler] a saved state needs a positive finite scale and a tracker >= 0; got "
             "scale -1, tracker 0");
   EXPECT_EQ(message_of([] { LossScaler(LossScalerOptions{.backoff_factor = 1.5}); }),

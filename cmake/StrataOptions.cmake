@@ -40,6 +40,18 @@ if(STRATA_WITH_CUDA)
   # under compute-sanitizer at no runtime cost; relaxed constexpr lets kernels use
   # std::numeric_limits.
   target_link_libraries(strata_flags INTERFACE CUDA::cublasLt)
+  # cuDNN 9 for the convolutions of backend/cuda/conv.cu: beside the toolkit here
+  # (/usr/local/cuda), in the system paths on the GPU machine.
+  find_path(STRATA_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(STRATA_CUDNN_LIB cudnn
+    HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 /usr/local/cuda/lib)
+  if(NOT STRATA_CUDNN_INCLUDE OR NOT STRATA_CUDNN_LIB)
+    message(FATAL_ERROR "cuDNN not found (cudnn.h, libcudnn): install cuDNN 9 or configure "
+      "with -DSTRATA_CUDA=OFF")
+  endif()
+  message(STATUS "strata: cuDNN ${STRATA_CUDNN_LIB}")
+  target_include_directories(strata_flags INTERFACE ${STRATA_CUDNN_INCLUDE})
+  target_link_libraries(strata_flags INTERFACE ${STRATA_CUDNN_LIB})
   target_compile_options(strata_flags INTERFACE
     $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo --expt-relaxed-constexpr>)
 endif()

@@ -10,6 +10,7 @@
 #include "core/autograd/node.h"
 #include "core/backend/backend.h"
 #include "core/backend/cpu/copy.h"
+#include "core/backend/cuda/copy.h"
 
 namespace strata {
 
@@ -134,9 +135,16 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype, Device::cpu());
-  cpu::fill(t, value);
-  return t.to(device);
+  Tensor t = empty(shape, dtype, device);
+  // Filled where it lives: a GPU tensor needs no host buffer and no synchronous copy.
+  // (cpu::fill divides the work by numel: an empty tensor must not reach it.)
+  if (t.numel() == 0) return t;
+  if (device.is_cuda()) {
+    cuda::fill(t, value);
+  } else {
+    cpu::fill(t, value);
+  }
+  return t;
 }
 
 Tensor zeros(const Shape& shape, DType dtype, Device device) {

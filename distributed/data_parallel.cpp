@@ -76,8 +76,9 @@ void build_buckets(DataParallelState& s, const nn::NamedTensors& params,
       numel += s.slots[i].param.numel();
     }
     for (size_t j = 0; j < group.size(); ++j) s.slots[group[j]].flag = numel + j;
+    // On the parameters' device: NCCL all-reduces CUDA buckets in place.
     b.flat = zeros({numel + static_cast<int64_t>(group.size())},
-                   bucket_dtype(s.slots[group[0]].param.dtype()));
+                   bucket_dtype(s.slots[group[0]].param.dtype()), s.slots[group[0]].param.device());
     b.slots = group;
     b.pending = group.size();
     s.buckets.push_back(std::move(b));

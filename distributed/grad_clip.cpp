@@ -3,11 +3,11 @@
 #include "distributed/grad_clip.h"
 
 #include <cmath>
+#include <string>
 
 #include "core/autograd/grad_mode.h"
-#include "core/backend/cpu/optim.h"
-#include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
+#include "core/optim/clip.h"
 
 namespace strata::dist {
 
@@ -16,15 +16,16 @@ double global_grad_norm(const std::vector<Tensor>& grads, double norm_type, Comm
   check(norm_type > 0, "[global_grad_norm] norm_type must be positive (or inf), got ", norm_type);
   NoGradGuard guard;
   const bool inf = std::isinf(norm_type);
-  double acc = 0;
-  for (const Tensor& g : grads) {
-    if (!g.defined()) continue;
-    require_cpu_kernel("global_grad_norm", g);
-    double part = cpu::sum_abs_pow(g.contiguous(), norm_type);
-    acc = inf ? std::max(acc, part) : acc + part;
-  }
+  double acc = optim::sum_abs_pow(grads, norm_type);  // CPU kernel or CUDA reductions
   if (sharding == GradSharding::sharded) {
-    Tensor t = full({1}, acc, DType::f64);
+    // NCCL reduces device tensors only: the partial sum goes where the gradients live.
+    Device where = Device::cpu();
+    for (const Tensor& g : grads) {
+      if (g.defined() && g.device().is_cuda() && std::string(comm.backend()) == "nccl") {
+        where = g.device();
+      }
+    }
+    Tensor t = full({1}, acc, DType::f64, where);
     comm.all_reduce(t, inf ? ReduceOp::max : ReduceOp::sum);
     acc = t.item();
   }

@@ -1,7 +1,7 @@
 // Checkpoint file format, version 2 (docs/checkpoint-format.md): groups model/, optimizer/
-// (keyed by parameter name), optimizer_slice/ (ZeRO-1 pieces), rng/, sampler/, schedule/ and
-// extra/ of named datasets with a CRC-32 attribute each; root attributes for the metadata and
-// a manifest; a main file lists (and links to) the part files of the ranks that own state.
+// (keyed by parameter name), optimizer_slice/ (ZeRO-1 pieces), rng/, sampler/, schedule/,
+// extra/ and amp/ of named datasets with a CRC-32 attribute each; root attributes for the
+// metadata and a manifest; a main file lists (and links to) the part files of the ranks.
 #include "io/checkpoint.h"
 
 #include <algorithm>
@@ -332,6 +332,7 @@ struct Reading {
   Checkpoint ckpt;
   RankStreams rank0;
   std::map<std::string, std::vector<TensorSlice>> slices;  // optimizer_slice/ by key
+  std::map<std::string, Tensor> amp;                       // amp/ by name
 };
 
 /// Stores `value` under `name`, refusing a name that an earlier file of the checkpoint had.
@@ -367,6 +368,10 @@ void route(Reading& rd, const H5File& file, const std::string& full, Tensor t, b
     rd.slices[name].push_back(std::move(s));
   } else if (group == "extra") {
     insert_once(ckpt.extra, name, t, path, full);
+  } else if (group == "amp") {
+    check(!part && t.numel() == 1, "[checkpoint] ", path, ": dataset '", full,
+          "' must be one value in the main file; the file is damaged");
+    insert_once(rd.amp, name, t, path, full);
   } else if (group == "rng" || group == "sampler") {
     auto v = pair_of(t, path, full);
     RankStreams& r = streams_of(ckpt, rd.rank0, path, full, name);
@@ -387,6 +392,21 @@ void route(Reading& rd, const H5File& file, const std::string& full, Tensor t, b
     throw Error(
         str_cat("[checkpoint] ", path, ": dataset '", full, "' is in unknown group '", group, "'"));
   }
+}
+
+/// The loss scaler's state from amp/ (nullopt when the run had none): all three values.
+std::optional<AmpState> amp_of(const Reading& rd, const std::string& path) {
+  if (rd.amp.empty()) return std::nullopt;
+  auto value = [&](const char* name) {
+    auto it = rd.amp.find(name);
+    check(it != rd.amp.end(), "[checkpoint] ", path, ": amp/ lacks '", name,
+          "' (it needs scale, growth_tracker and skipped_steps); the file is damaged");
+    return it->second.item();
+  };
+  check(rd.amp.size() == 3, "[checkpoint] ", path, ": amp/ holds ", rd.amp.size(),
+        " datasets where scale, growth_tracker and skipped_steps were expected");
+  return AmpState{value("scale"), static_cast<int64_t>(value("growth_tracker")),
+                  static_cast<int64_t>(value("skipped_steps"))};
 }
 
 /// Joins the pieces of each sliced tensor into the full tensor; they must cover it exactly.
@@ -513,6 +533,13 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
         scalar_tensor(static_cast<double>(ckpt.step), DType::i64));
   }
   for (const auto& [name, t] : ckpt.extra) put(file, manifest, "extra", name, t);
+  if (main && ckpt.amp) {
+    put(file, manifest, "amp", "scale", scalar_tensor(ckpt.amp->scale, DType::f64));
+    put(file, manifest, "amp", "growth_tracker",
+        scalar_tensor(static_cast<double>(ckpt.amp->growth_tracker), DType::i64));
+    put(file, manifest, "amp", "skipped_steps",
+        scalar_tensor(static_cast<double>(ckpt.amp->skipped_steps), DType::i64));
+  }
   file.write_attribute("format", kCheckpointFormat);
   file.write_attribute("version", std::to_string(kCheckpointVersion));
   file.write_attribute("step", std::to_string(ckpt.step));
@@ -553,6 +580,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   read_datasets(rd, *file, false);
   for (const PartRef& ref : h.info.parts) read_datasets(rd, open_part(path, h, ref), true);
   assemble_slices(rd, path);
+  ckpt.amp = amp_of(rd, path);
   ckpt.rng = std::move(rd.rank0.rng);
   ckpt.samplers = std::move(rd.rank0.samplers);
   return std::move(rd.ckpt);

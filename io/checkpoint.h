@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,15 @@ struct PartRef {
   bool operator==(const PartRef&) const = default;
 };
 
+/// train.amp = fp16: the dynamic loss scaler (optim::LossScaler::State) and the steps it
+/// skipped; the amp/ group of the main file, absent in other runs' files.
+struct AmpState {
+  double scale = 0;
+  int64_t growth_tracker = 0;
+  int64_t skipped_steps = 0;
+  bool operator==(const AmpState&) const = default;
+};
+
 /// The state of a run at a step boundary. Tensors may be live views (a synchronous save) or
 /// host copies (a snapshot); reads always return fresh host tensors.
 struct Checkpoint {
@@ -64,6 +74,7 @@ struct Checkpoint {
   // empty for one process and in files written before per-rank streams.
   std::vector<RankStreams> other_ranks;
   std::map<std::string, Tensor> extra;  // a hook for more state (e.g. a MoCo queue)
+  std::optional<AmpState> amp;          // main file only: fp16 runs' loss scaler
   // Which file of a save this is: the main file (part_rank 0) lists the `parts`; rank R's
   // part file (part_rank R > 0) holds what rank R owns. `token` ties the files of one save.
   int64_t part_rank = 0;

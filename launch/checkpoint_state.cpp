@@ -263,6 +263,10 @@ std::optional<io::Checkpoint> capture_checkpoint(TrainParts& parts, const Json& 
   if (m.dp_rank == 0) capture_stage(parts, m, std::move(streams), c);
   capture_optimizer(parts, m, c);
   if (m.rank == 0) {
+    if (parts.scaler) {
+      optim::LossScaler::State st = parts.scaler->state();
+      c.amp = io::AmpState{st.scale, st.growth_tracker, parts.skipped_steps};
+    }
     c.config = cfg;
     c.layout = Json{{"world_size", m.world_size},
                     {"rank", 0},
@@ -396,6 +400,18 @@ void restore_optimizer(TrainParts& parts, const io::Checkpoint& ckpt) {
   }
 }
 
+/// fp16 runs continue with the saved loss scale (a checkpoint of a run without fp16 leaves
+/// the configured initial scale); other runs ignore amp/.
+void restore_amp(TrainParts& parts, const io::Checkpoint& ckpt) {
+  if (!parts.scaler || !ckpt.amp) return;
+  try {
+    parts.scaler->set_state({ckpt.amp->scale, ckpt.amp->growth_tracker});
+  } catch (const Error& e) {
+    throw Error(str_cat("[resume] amp/ of the checkpoint is unusable: ", e.what()));
+  }
+  parts.skipped_steps = ckpt.amp->skipped_steps;
+}
+
 }  // namespace
 
 void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt) {
@@ -409,6 +425,7 @@ void restore_checkpoint(TrainParts& parts, const io::Checkpoint& ckpt) {
         str_cat("[resume] the checkpoint does not fit this run's model or optimizer: ", msg));
   }
   restore_streams(parts, ckpt);
+  restore_amp(parts, ckpt);
   parts.task->load_extra_state(ckpt.extra);
 }
 

@@ -1,6 +1,7 @@
 // Config defaults, merging and validation.
 #include "launch/config.h"
 
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -24,7 +25,11 @@ Json common_defaults() {
         {"eval_every", 0},
         {"grad_clip", 0.0},
         // Stop (after checkpointing) once this step is done, as a preempted job would; 0 = off.
-        {"stop_at_step", 0}}},
+        {"stop_at_step", 0},
+        // Mixed precision: none, bf16 (autocast) or fp16 (autocast plus dynamic loss scaling
+        // from loss_scale.init, doubled after growth_interval steps without inf/NaN).
+        {"amp", "none"},
+        {"loss_scale", {{"init", 65536.0}, {"growth_interval", 2000}}}}},
       // dir "" means <run_dir>/checkpoints (filled in by resolve_config); every 0 = no saves;
       // async writes in a background thread while training goes on.
       {"checkpoint", {{"dir", ""}, {"every", 1000}, {"keep", 3}, {"async", false}}},
@@ -41,7 +46,11 @@ Json common_defaults() {
         {"schedule", "1f1b"},
         {"virtual_stages", 1},
         {"balance", Json::array()},
-        {"recompute", false}}},
+        {"recompute", false},
+        // sync_bn: BatchNorm statistics over the global batch of every data-parallel rank
+        // (SyncBatchNorm); off, each rank normalises by its own batch and the running
+        // statistics are broadcast from rank 0 before each evaluation and checkpoint.
+        {"sync_bn", false}}},
       // per_rank: every rank also writes <run_dir>/rank<N>.log with its own progress lines.
       {"log", {{"per_rank", false}}},
       // path "" = off; else each rank writes its Chrome trace to <path>.rank<N>.json.
@@ -75,15 +84,36 @@ Json model_defaults(const std::string& model) {
     return Json{{"name", "gpt"},    {"n_layer", 4},   {"n_head", 4},  {"n_embd", 128},
                 {"block_size", 64}, {"dropout", 0.0}, {"bias", true}, {"tie_weights", true}};
   }
-  throw Error(str_cat("[config] model.name: unknown model '", model, "'; choose lenet5 or gpt"));
+  // CIFAR ResNets (He et al. 2016): depth 6n+2.
+  for (const char* name : {"resnet20", "resnet32", "resnet44", "resnet56"}) {
+    if (model == name) return Json{{"name", model}};
+  }
+  throw Error(str_cat("[config] model.name: unknown model '", model,
+                      "'; choose lenet5, resnet20, resnet32, resnet44, resnet56 or gpt"));
 }
 
-Json data_defaults(const std::string& task) {
+/// Whether `model` is a CIFAR ResNet (its data defaults are CIFAR-10's).
+bool is_resnet(const std::string& model) { return model.rfind("resnet", 0) == 0; }
+
+// format: "idx" (MNIST-style files in path) or "image_folder" (path/{train,test}/<class>/
+// *.jpg); augment: random crop (zero padding 4) and horizontal flip of training images;
+// mean/std: one value for every channel or one per channel (ResNets: per channel);
+// eval_samples: evaluate on this many test images, evenly spaced (0 = all).
+Json data_defaults(const std::string& task, const std::string& model) {
+  if (task == "classify" && is_resnet(model)) {
+    return Json{{"name", "cifar10"},
+                {"format", "image_folder"},
+                {"path", "data/cifar10"},
+                {"mean", {0.4914, 0.4822, 0.4465}},
+                {"std", {0.2470, 0.2435, 0.2616}},
+                {"augment", true},
+                {"eval_samples", 0}};
+  }
   if (task == "classify") {
-    return Json{{"name", "fashion_mnist"},
-                {"path", "/usr/share/datasets/fashion-mnist"},
-                {"mean", 0.2860},
-                {"std", 0.3530}};
+    return Json{
+        {"name", "fashion_mnist"}, {"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"},
+        {"mean", 0.2860},          {"std", 0.3530},   {"augment", false},
+        {"eval_samples", 0}};
   }
   if (task == "char_lm") {
     return Json{{"name", "text"},
@@ -171,10 +201,26 @@ void merge_into(Json& dst, const Json& src) {
 Json default_config(const std::string& task, const std::string& model) {
   Json cfg = common_defaults();
   cfg["task"] = task;
-  cfg["data"] = data_defaults(task);
+  cfg["data"] = data_defaults(task, model);
   cfg["model"] = model_defaults(model);
   return cfg;
 }
+
+namespace {
+
+/// train.amp and train.loss_scale: a known mode and a usable scaler.
+void check_amp(const Json& cfg) {
+  std::string amp = get<std::string>(cfg, "train.amp");
+  check(amp == "none" || amp == "bf16" || amp == "fp16", "[config] train.amp: unknown value '", amp,
+        "'; choose none, bf16 or fp16");
+  double init = get<double>(cfg, "train.loss_scale.init");
+  check(std::isfinite(init) && init > 0, "[config] train.loss_scale.init must be positive, got ",
+        init);
+  int64_t interval = get<int64_t>(cfg, "train.loss_scale.growth_interval");
+  check(interval > 0, "[config] train.loss_scale.growth_interval must be positive, got ", interval);
+}
+
+}  // namespace
 
 Json resolve_config_json(const Json& user_in, const std::vector<std::string>& overrides) {
   check(user_in.is_object(), "[config] the configuration must be a JSON object");
@@ -197,6 +243,7 @@ Json resolve_config_json(const Json& user_in, const std::vector<std::string>& ov
         "(0 turns saving off), got ", cfg["checkpoint"]["every"].get<int64_t>());
   check(cfg["checkpoint"]["keep"].get<int64_t>() >= 1,
         "[config] checkpoint.keep must be >= 1, got ", cfg["checkpoint"]["keep"].get<int64_t>());
+  check_amp(cfg);
   return cfg;
 }
 

@@ -1,4 +1,4 @@
-// Classification and character-LM tasks.
+// Classification (LeNet-5, CIFAR ResNets) and character-LM tasks.
 #include "launch/tasks.h"
 
 #include <tuple>
@@ -7,32 +7,71 @@
 #include "core/ops.h"
 #include "core/ops/loss.h"
 #include "distributed/pipeline/forward_only.h"
+#include "distributed/sync_batch_norm.h"
+#include "io/augment.h"
 #include "io/datasets.h"
+#include "io/image_folder.h"
 #include "io/sampler.h"
 #include "models/gpt.h"
 #include "models/gpt_pipeline.h"
 #include "models/lenet.h"
+#include "models/resnet.h"
 
 namespace strata::launch {
 namespace {
+
+/// The train and test sets of data.path in data.format (idx or image_folder).
+std::pair<io::ImageSet, io::ImageSet> load_classify_data(const Json& cfg) {
+  std::string format = get<std::string>(cfg, "data.format"),
+              path = get<std::string>(cfg, "data.path");
+  if (format == "idx") {
+    return {io::load_mnist_format(path, "train"), io::load_mnist_format(path, "test")};
+  }
+  check(format == "image_folder", "[config] data.format: unknown format '", format,
+        "'; choose idx (MNIST-style files) or image_folder (<path>/{train,test}/<class>/*.jpg)");
+  std::vector<std::string> classes = io::image_folder_classes(path + "/train");
+  check(classes == io::image_folder_classes(path + "/test"), "[data] the class folders of ", path,
+        "/train and ", path, "/test differ; both splits need the same classes");
+  return {io::load_image_folder(path + "/train"), io::load_image_folder(path + "/test")};
+}
+
+/// data.mean / data.std: one number (every channel) or a list (one per channel).
+std::vector<double> channel_values(const Json& cfg, const std::string& key) {
+  const Json& v = cfg["data"][key];
+  std::vector<double> out =
+      v.is_array() ? v.get<std::vector<double>>() : std::vector<double>{v.get<double>()};
+  for (double x : out) {
+    check(key != "std" || x > 0, "[config] data.std must be positive, got ", v.dump());
+  }
+  return out;
+}
+
+/// Depth of a CIFAR ResNet name ("resnet20" -> 20); 0 for other models.
+int64_t resnet_depth(const std::string& name) {
+  return name.rfind("resnet", 0) == 0 ? std::stoll(name.substr(6)) : 0;
+}
 
 class ClassifyTask final : public Task {
  public:
   ClassifyTask(const Json& cfg, const Mesh& mesh)
       : batch_(get<int64_t>(cfg, "train.batch_size")),
         eval_batch_(get<int64_t>(cfg, "train.eval_batch_size")),
-        mean_(get<double>(cfg, "data.mean")),
-        std_(get<double>(cfg, "data.std")),
-        train_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "train")),
-        test_(io::load_mnist_format(get<std::string>(cfg, "data.path"), "test")),
-        sampler_(train_.images.size(0), static_cast<uint64_t>(get<int64_t>(cfg, "seed")), true,
+        eval_samples_(get<int64_t>(cfg, "data.eval_samples")),
+        data_(load_classify_data(cfg)),
+        sampler_(data_.first.images.size(0), static_cast<uint64_t>(get<int64_t>(cfg, "seed")), true,
                  mesh.dp_rank, mesh.dp),
-        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))) {
+        init_(static_cast<uint64_t>(get<int64_t>(cfg, "seed"))),
+        mesh_(mesh) {
     check(batch_ > 0 && eval_batch_ > 0,
           "[config] train.batch_size and train.eval_batch_size "
           "must be positive");
-    check(std_ > 0, "[config] data.std must be positive, got ", std_);
-    model_ = std::make_unique<models::LeNet5>(train_.images.size(1), train_.num_classes, init_);
+    check(eval_samples_ >= 0, "[config] data.eval_samples must be >= 0 (0 = the whole test set)");
+    eval_tf_.mean = channel_values(cfg, "mean");
+    eval_tf_.std = channel_values(cfg, "std");
+    eval_tf_.seed = static_cast<uint64_t>(get<int64_t>(cfg, "seed"));
+    train_tf_ = eval_tf_;
+    train_tf_.augment = get<bool>(cfg, "data.augment");
+    build_model(get<std::string>(cfg, "model.name"), get<bool>(cfg, "parallel.sync_bn"));
   }
 
   nn::Module& model() override { return *model_; }
@@ -53,32 +92,66 @@ class ClassifyTask final : public Task {
       sampler_.next_epoch();
       idx = sampler_.next(batch_);
     }
-    auto [x, y] = io::image_batch(train_, idx, mean_, std_);
+    // The augmentation is keyed by the epoch and each sample's index, not by the rank.
+    auto [x, y] = io::transform_batch(data_.first, idx, train_tf_, sampler_.epoch());
     return cross_entropy(model_->forward(x), y);
   }
 
+  /// Each data-parallel replica scores every dp-th sample of the evaluation set and the sums
+  /// are added over replicas, so the result is that of one process on the whole set.
   Json evaluate() override {
-    int64_t n = test_.images.size(0), correct = 0;
-    double loss_sum = 0;
-    for (int64_t start = 0; start < n; start += eval_batch_) {
-      std::vector<int64_t> idx;
-      for (int64_t i = start; i < std::min(n, start + eval_batch_); ++i) idx.push_back(i);
-      auto [x, y] = io::image_batch(test_, idx, mean_, std_);
+    const io::ImageSet& test = data_.second;
+    int64_t n = test.images.size(0);
+    int64_t m = eval_samples_ > 0 ? std::min(eval_samples_, n) : n;
+    std::vector<int64_t> mine;  // evenly spaced over the test set (it is sorted by class)
+    for (int64_t k = mesh_.dp_rank; k < m; k += mesh_.dp) mine.push_back(k * n / m);
+    double loss_sum = 0, correct = 0;
+    for (size_t start = 0; start < mine.size(); start += static_cast<size_t>(eval_batch_)) {
+      std::vector<int64_t> idx(
+          mine.begin() + static_cast<std::ptrdiff_t>(start),
+          mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), start + eval_batch_)));
+      auto [x, y] = io::transform_batch(test, idx, eval_tf_, 0);
       Tensor logits = model_->forward(x);
       loss_sum += cross_entropy(logits, y, -100, 0.0, Reduction::sum).item();
-      correct += static_cast<int64_t>(sum(eq(argmax(logits, 1), y)).item());
+      correct += sum(eq(argmax(logits, 1), y)).item();
     }
-    return Json{{"loss", loss_sum / static_cast<double>(n)},
-                {"accuracy", static_cast<double>(correct) / static_cast<double>(n)}};
+    Tensor sums = empty({2}, DType::f64);
+    sums.data<double>()[0] = loss_sum;
+    sums.data<double>()[1] = correct;
+    mesh_.dp_group->all_reduce(sums, dist::ReduceOp::sum);
+    return Json{{"loss", sums.data<double>()[0] / static_cast<double>(m)},
+                {"accuracy", sums.data<double>()[1] / static_cast<double>(m)}};
   }
 
  private:
-  int64_t batch_, eval_batch_;
-  double mean_, std_;
-  io::ImageSet train_, test_;
+  /// LeNet-5 or a CIFAR ResNet; with parallel.sync_bn and several replicas, every batch norm
+  /// of the ResNet is a SyncBatchNorm over the data-parallel group.
+  void build_model(const std::string& name, bool sync_bn) {
+    const io::ImageSet& train = data_.first;
+    int64_t classes = train.num_classes, channels = train.images.size(1);
+    int64_t depth = resnet_depth(name);
+    if (depth == 0) {
+      model_ = std::make_unique<models::LeNet5>(channels, classes, init_);
+      return;
+    }
+    check(channels == 3, "[config] model ", name, " needs RGB images; the data at data.path has ",
+          channels, " channel(s): use data.format=image_folder with colour images (CIFAR-10)");
+    models::NormFactory norm;
+    if (sync_bn && mesh_.dp > 1) {
+      norm = [comm = mesh_.dp_group](int64_t c) -> std::shared_ptr<nn::BatchNorm> {
+        return std::make_shared<dist::SyncBatchNorm>(nn::BatchNormOptions{.num_features = c}, comm);
+      };
+    }
+    model_ = std::make_unique<models::CifarResNet>(depth, classes, init_, norm);
+  }
+
+  int64_t batch_, eval_batch_, eval_samples_;
+  std::pair<io::ImageSet, io::ImageSet> data_;  // train, test
   io::Sampler sampler_;
   Generator init_;  // kept (not a local) so that a checkpoint holds every stream
-  std::unique_ptr<models::LeNet5> model_;
+  Mesh mesh_;
+  io::ImageTransform train_tf_, eval_tf_;
+  std::unique_ptr<nn::Layer> model_;
 };
 
 models::GPTConfig gpt_config(const Json& cfg, int64_t vocab_size) {

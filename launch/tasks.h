@@ -11,7 +11,7 @@ namespace strata::launch {
 
 // Data is sharded over the mesh's data-parallel replicas (every stage of a replica reads the
 // same batches).
-/// LeNet-5 on Fashion-MNIST (IDX files from data.path).
+/// LeNet-5 or a CIFAR ResNet (model.name) on IDX files or an image folder (data.format).
 std::unique_ptr<Task> make_classify_task(const Json& cfg, const Mesh& mesh);
 /// A character-level GPT on the text at data.path (a file or a folder of files); with
 /// pipeline stages, this rank builds only its stage's blocks.

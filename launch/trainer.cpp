@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/ops.h"
 #include "distributed/grad_clip.h"
 #include "io/metrics.h"
+#include "launch/amp.h"
 #include "launch/checkpointing.h"
 #include "launch/signals.h"
 
@@ -37,6 +39,7 @@ struct Progress {
   Clock::time_point start = Clock::now();
   Clock::time_point window_start = Clock::now();
   int64_t window_items = 0;
+  int64_t skipped_before = 0;  // TrainParts::skipped_steps when the window started
 };
 
 /// Where progress goes: metrics.jsonl and stdout on rank 0, and with log.per_rank every
@@ -67,24 +70,42 @@ void rank_line(Logs& logs, const std::string& line) {
   logs.rank_log.flush();
 }
 
+/// fp16 runs: the loss scale and the steps skipped so far (metrics), and a note on the
+/// progress line when the window skipped some.
+std::string amp_fields(const TrainParts& parts, Progress& prog, Json& record) {
+  if (!parts.scaler) return "";
+  record["loss_scale"] = parts.scaler->scale_value();
+  record["skipped"] = parts.skipped_steps;
+  int64_t fresh = parts.skipped_steps - prog.skipped_before;
+  prog.skipped_before = parts.skipped_steps;
+  char note[96];
+  std::snprintf(note, sizeof note, " | scale %.0f", parts.scaler->scale_value());
+  std::string text = note;
+  if (fresh > 0) text += str_cat(" | skipped ", fresh, " step(s): inf/NaN gradients");
+  return text;
+}
+
 /// Logs a progress line: `loss` is the mean over ranks, `local_loss` this rank's.
-void report(const Task& task, int64_t step, int64_t total, double loss, double local_loss,
+void report(const TrainParts& parts, int64_t step, int64_t total, double loss, double local_loss,
             double lr, Progress& prog, Logs& logs) {
+  const Task& task = *parts.task;
   double dt = std::chrono::duration<double>(Clock::now() - prog.window_start).count();
   double rate = dt > 0 ? static_cast<double>(prog.window_items) / dt : 0.0;
   double elapsed = std::chrono::duration<double>(Clock::now() - prog.start).count();
   int64_t here = step - prog.first_step;
   double eta =
       here > 0 ? elapsed / static_cast<double>(here) * static_cast<double>(total - step) : 0.0;
-  logs.metrics.write(Json{{"step", step},
-                          {"loss", loss},
-                          {"lr", lr},
-                          {"throughput", rate},
-                          {"unit", std::string(task.item_unit()) + "/s"}});
+  Json record{{"step", step},
+              {"loss", loss},
+              {"lr", lr},
+              {"throughput", rate},
+              {"unit", std::string(task.item_unit()) + "/s"}};
+  std::string amp = amp_fields(parts, prog, record);
+  logs.metrics.write(record);
   if (logs.rank0) {
-    std::printf("step %6lld/%lld | loss %.4f | lr %.3e | %.0f %s/s | ETA %s\n",
+    std::printf("step %6lld/%lld | loss %.4f | lr %.3e | %.0f %s/s | ETA %s%s\n",
                 static_cast<long long>(step), static_cast<long long>(total), loss, lr, rate,
-                task.item_unit(), format_duration(eta).c_str());
+                task.item_unit(), format_duration(eta).c_str(), amp.c_str());
     std::fflush(stdout);
   }
   char line[256];
@@ -169,6 +190,8 @@ AveragedGrads average_gradients(TrainParts& parts, const std::vector<Tensor>& pa
 /// micro-batches and are averaged afterwards. Returns the mean loss (every stage has it).
 Tensor pipeline_loss(TrainParts& parts) {
   parts.task->begin_pipeline_step();
+  parts.pipeline->set_loss_scale(parts.scaler ? parts.scaler->scale_value() : 1.0);
+  AutocastGuard amp(parts.autocast);  // backward passes turn it off themselves
   double loss = 0;
   if (parts.dp) {
     auto local = parts.dp->no_sync();
@@ -206,6 +229,27 @@ void clip_gradients(TrainParts& parts, const AveragedGrads& grads, double clip) 
   dist::clip_grad_norm_(grads.params, clip, 2.0, over, dist::GradSharding::sharded);
 }
 
+/// The update from this step's gradients: averaged, unscaled (fp16; a step with inf or NaN
+/// gradients on any rank is skipped everywhere), clipped, applied.
+void update_parameters(TrainParts& parts, double clip) {
+  sum_tied_gradients(parts);
+  AveragedGrads grads = average_gradients(parts, parts.params);
+  bool skip = parts.scaler && unscale_gradients(parts, grads.params);
+  if (parts.scaler) update_loss_scale(parts, skip);
+  if (skip) return;
+  // One clipping path for every layout: the norm is global over ranks either way.
+  if (clip > 0) clip_gradients(parts, grads, clip);
+  if (parts.zero) {
+    // The update of this rank's shard, then the all-gather of the parameters.
+    dist::Timeline::Scope span(parts.timeline.get(), "shard update + all_gather", "comm");
+    parts.zero->step();
+  } else {
+    dist::Timeline::Scope span(parts.timeline.get(), "optimizer step", "compute");
+    parts.optimizer->step();
+  }
+  broadcast_tied_weights(parts);
+}
+
 /// One optimizer step at 0-based `step`; returns the loss (with its graph freed).
 Tensor train_step(TrainParts& parts, int64_t step, double clip, double& lr) {
   lr = parts.lr_at(step);
@@ -219,29 +263,21 @@ Tensor train_step(TrainParts& parts, int64_t step, double clip, double& lr) {
   parts.world->set_step(step);
   parts.comm->set_step(step);
   parts.pipe->set_step(step);
+  if (parts.mesh.tie) parts.mesh.tie->set_step(step);
   Tensor loss;
   {
     dist::Timeline::Scope span(parts.timeline.get(), "forward+backward", "compute");
     if (parts.pipeline) {
       loss = pipeline_loss(parts);
     } else {
-      loss = parts.task->train_loss();
-      loss.backward();
+      {
+        AutocastGuard amp(parts.autocast);  // forward and loss; backward as usual
+        loss = parts.task->train_loss();
+      }
+      (parts.scaler ? parts.scaler->scale(loss) : loss).backward();
     }
   }
-  sum_tied_gradients(parts);
-  AveragedGrads grads = average_gradients(parts, parts.params);
-  // One clipping path for every layout: the norm is global over ranks either way.
-  if (clip > 0) clip_gradients(parts, grads, clip);
-  if (parts.zero) {
-    // The update of this rank's shard, then the all-gather of the parameters.
-    dist::Timeline::Scope span(parts.timeline.get(), "shard update + all_gather", "comm");
-    parts.zero->step();
-  } else {
-    dist::Timeline::Scope span(parts.timeline.get(), "optimizer step", "compute");
-    parts.optimizer->step();
-  }
-  broadcast_tied_weights(parts);
+  update_parameters(parts, clip);
   return loss;
 }
 
@@ -272,6 +308,15 @@ int agreed_signal(dist::Communicator& comm) {
   return static_cast<int>(flag.item());
 }
 
+/// Copies rank 0's buffers (BatchNorm running statistics) to the other data-parallel ranks:
+/// without SyncBatchNorm each rank's statistics follow its own batches, so evaluations and
+/// checkpoints would depend on the rank (parallel.sync_bn keeps them equal, up to rounding).
+void broadcast_buffers(TrainParts& parts) {
+  if (parts.comm->size() == 1) return;
+  NoGradGuard guard;
+  for (auto& [name, buffer] : parts.task->model().named_buffers()) parts.comm->broadcast(buffer, 0);
+}
+
 /// Restores `resume` (if any) and trims the metrics log to it; returns the first step.
 int64_t start_from(TrainParts& parts, const io::Checkpoint* resume, const std::string& metrics) {
   if (resume == nullptr) return 0;
@@ -290,12 +335,14 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
           ? (std::filesystem::path(get<std::string>(cfg, "run_dir")) / "metrics.jsonl").string()
           : "";
   LoopSettings ls = loop_settings(cfg, task);
+  configure_amp(parts, cfg);
   int64_t start = start_from(parts, resume, metrics);
   Logs logs = open_logs(cfg, env, metrics);
   Checkpointer saver(cfg, env);
   TrainResult result;
   Progress prog;
   prog.first_step = start;
+  prog.skipped_before = parts.skipped_steps;
   task.model().train();
   for (int64_t step = start; step < ls.stop; ++step) {
     saver.poll();  // a failed background save stops the run here
@@ -307,11 +354,12 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
       result.last_loss = mean_loss(*parts.comm, loss);
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
-      report(task, done, ls.total, result.last_loss, loss.item(), lr, prog, logs);
+      report(parts, done, ls.total, result.last_loss, loss.item(), lr, prog, logs);
     }
     bool epoch_end = ls.by_epoch && done % ls.per_epoch == 0;
     if (epoch_end) task.next_epoch();
     if ((ls.eval_every > 0 && done % ls.eval_every == 0) || (ls.eval_every == 0 && epoch_end)) {
+      broadcast_buffers(parts);
       result.final_eval = run_eval(task, done, logs);
     }
     // A stop signal ends the run here, on every rank at the same step.
@@ -319,6 +367,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     bool periodic = ls.ckpt_every > 0 && (done % ls.ckpt_every == 0 || done == ls.total);
     if (periodic || (ls.stop < ls.total && done == ls.stop) || result.signal != 0) {
       // After the eval: the state saved is the state the next step starts from.
+      broadcast_buffers(parts);
       saver.save(parts, done, done / ls.per_epoch);
     }
     result.steps = done;
@@ -329,6 +378,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
   result.stopped = result.steps < ls.total;
   if (start < result.steps && !result.stopped &&
       (result.final_eval.is_null() || (ls.eval_every > 0 && ls.total % ls.eval_every != 0))) {
+    broadcast_buffers(parts);
     result.final_eval = run_eval(task, ls.total, logs);
   }
   write_trace(parts, cfg, env);

@@ -4,9 +4,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
+#include "core/optim/loss_scaler.h"
 #include "core/optim/optimizer.h"
 #include "distributed/communicator.h"
 #include "distributed/data_parallel.h"
@@ -56,6 +58,13 @@ struct TrainParts {
   /// Tied weights on the first and last stage (owner's and copy): their gradients are summed
   /// over mesh.tie, and after the step the owner's values are broadcast to the copy.
   std::vector<Tensor> tied;
+
+  // train.amp (set by train() from the config): the autocast dtype of forward and loss, or
+  // nullopt for f32 training; with fp16 also the loss scaler and the steps it skipped (inf or
+  // NaN gradients), both checkpointed.
+  std::optional<DType> autocast;
+  std::optional<optim::LossScaler> scaler;
+  int64_t skipped_steps = 0;
 
   /// The optimizer whose groups take the learning rate (ZeRO: the shard optimizer).
   optim::Optimizer& step_optimizer() { return zero ? zero->inner() : *optimizer; }

@@ -168,7 +168,7 @@ Tensor GPT::embed(const Tensor& idx) {
         "[GPT] expects token ids (B, T) of dtype i64, got ", idx.desc());
   int64_t T = idx.size(1);
   check(T <= cfg_.block_size, "[GPT] sequence length ", T, " exceeds block_size ", cfg_.block_size);
-  Tensor pos = arange(0, static_cast<double>(T));                      // (T)
+  Tensor pos = arange(0, static_cast<double>(T)).to(idx.device());     // (T)
   return drop_->forward(add(wte_->forward(idx), wpe_->forward(pos)));  // (B, T, C)
 }
 

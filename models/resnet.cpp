@@ -22,21 +22,23 @@ std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t str
   return c;
 }
 
-std::shared_ptr<nn::BatchNorm2d> bn(int64_t c) {
+std::shared_ptr<nn::BatchNorm> bn(int64_t c, const NormFactory& norm) {
+  if (norm) return norm(c);
   return std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.num_features = c});
 }
 
 }  // namespace
 
-BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride, Generator& gen) {
+BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride, Generator& gen,
+                       const NormFactory& norm) {
   conv1_ = register_module("conv1", conv(in, out, 3, stride, gen));
-  bn1_ = register_module("bn1", bn(out));
+  bn1_ = register_module("bn1", bn(out, norm));
   conv2_ = register_module("conv2", conv(out, out, 3, 1, gen));
-  bn2_ = register_module("bn2", bn(out));
+  bn2_ = register_module("bn2", bn(out, norm));
   shortcut_ = register_module("shortcut", std::make_shared<nn::Sequential>());
   if (stride != 1 || in != out) {
     shortcut_->push_back(conv(in, out, 1, stride, gen));
-    shortcut_->push_back(bn(out));
+    shortcut_->push_back(bn(out, norm));
   }
 }
 
@@ -46,18 +48,19 @@ Tensor BasicBlock::forward(const Tensor& x) {
   return relu(add(h, shortcut_->forward(x)));
 }
 
-CifarResNet::CifarResNet(int64_t depth, int64_t classes, Generator& gen) {
+CifarResNet::CifarResNet(int64_t depth, int64_t classes, Generator& gen, const NormFactory& norm) {
   check(depth >= 8 && (depth - 2) % 6 == 0,
         "[ResNet] CIFAR depth must be 6n+2 (20, 32, 44, "
         "56, 110), got ",
         depth);
   int64_t n = (depth - 2) / 6;
   conv1_ = register_module("conv1", conv(3, 16, 3, 1, gen));
-  bn1_ = register_module("bn1", bn(16));
+  bn1_ = register_module("bn1", bn(16, norm));
   auto stage = [&](const char* name, int64_t in, int64_t out, int64_t stride) {
     auto s = register_module(name, std::make_shared<nn::Sequential>());
     for (int64_t i = 0; i < n; ++i) {
-      s->push_back(std::make_shared<BasicBlock>(i == 0 ? in : out, out, i == 0 ? stride : 1, gen));
+      s->push_back(
+          std::make_shared<BasicBlock>(i == 0 ? in : out, out, i == 0 ? stride : 1, gen, norm));
     }
     return s;
   };
@@ -67,12 +70,53 @@ CifarResNet::CifarResNet(int64_t depth, int64_t classes, Generator& gen) {
   fc_ = register_module("fc", std::make_shared<nn::Linear>(nn::LinearOptions{64, classes}, gen));
 }
 
+namespace {
+
+/// conv1, bn1 and ReLU of a CifarResNet, as one pipeline block.
+class Stem : public nn::Layer {
+ public:
+  Stem(std::shared_ptr<nn::Conv2d> conv, std::shared_ptr<nn::BatchNorm> bn)
+      : conv_(register_module("conv1", std::move(conv))),
+        bn_(register_module("bn1", std::move(bn))) {}
+  Tensor forward(const Tensor& x) override {
+    check(x.dim() == 4 && x.size(1) == 3, "[ResNet] expects (N, 3, H, W) input, got ", x.desc());
+    return relu(bn_->forward(conv_->forward(x)));  // (N, 16, H, W)
+  }
+
+ private:
+  std::shared_ptr<nn::Conv2d> conv_;
+  std::shared_ptr<nn::BatchNorm> bn_;
+};
+
+/// Global average pooling and the classifier, as one pipeline block.
+class Head : public nn::Layer {
+ public:
+  explicit Head(std::shared_ptr<nn::Linear> fc) : fc_(register_module("fc", std::move(fc))) {}
+  Tensor forward(const Tensor& x) override {
+    return fc_->forward(adaptive_avg_pool2d(x, {1, 1}).flatten(1));  // (N, classes)
+  }
+
+ private:
+  std::shared_ptr<nn::Linear> fc_;
+};
+
+}  // namespace
+
 Tensor CifarResNet::forward(const Tensor& x) {
   check(x.dim() == 4 && x.size(1) == 3, "[ResNet] expects (N, 3, H, W) input, got ", x.desc());
   Tensor h = relu(bn1_->forward(conv1_->forward(x)));           // (N, 16, 32, 32)
   h = layer3_->forward(layer2_->forward(layer1_->forward(h)));  // (N, 64, 8, 8)
   h = adaptive_avg_pool2d(h, {1, 1}).flatten(1);                // (N, 64)
   return fc_->forward(h);                                       // (N, classes)
+}
+
+std::vector<std::shared_ptr<nn::Layer>> CifarResNet::pipeline_blocks() const {
+  std::vector<std::shared_ptr<nn::Layer>> out{std::make_shared<Stem>(conv1_, bn1_)};
+  for (const auto& stage : {layer1_, layer2_, layer3_}) {
+    for (int64_t i = 0; i < stage->size(); ++i) out.push_back(stage->at(i));
+  }
+  out.push_back(std::make_shared<Head>(fc_));
+  return out;
 }
 
 }  // namespace strata::models

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared check for the GPU machine (DESIGN.md section 6): configure and build strata
-# with CUDA into build-gpu, run the CUDA tests (ctest -L cuda), and write logs and
-# gpu_check.json to $OUT. `--build-only` stops after the build: the dry run on a CPU machine.
+# with CUDA into build-gpu, run the CUDA tests (ctest -L cuda: the CUDA-vs-CPU tables and DP
+# over NCCL), then the GPU benchmarks (bench/gpu_bench.cpp beside bench/torch_gpu_bench.py,
+# same shapes), and write logs and gpu_check.json (with the strata/PyTorch ratios) to $OUT.
+# `--build-only` stops after the build: the dry run on a CPU machine. `--no-bench` skips the
+# benchmarks.
 #
 #   tools/gpu_check.sh               # on the GPU machine: build (16 jobs there), test, report
 #   tools/gpu_check.sh --build-only  # anywhere with the CUDA toolkit (CMake 3.25 or newer)
@@ -15,12 +18,13 @@ mode=full
 case "${1:-}" in
   "") ;;
   --build-only) mode=build-only ;;
+  --no-bench) mode=no-bench ;;
   -h | --help)
-    sed -n '2,11p' "$0"
+    sed -n '2,14p' "$0"
     exit 0
     ;;
   *)
-    echo "gpu_check: unknown argument '$1'; use --build-only or nothing" >&2
+    echo "gpu_check: unknown argument '$1'; use --build-only, --no-bench or nothing" >&2
     exit 2
     ;;
 esac
@@ -33,6 +37,7 @@ mkdir -p "$out"
 jobs="${STRATA_GPU_JOBS:-$(nproc)}"
 arch="${STRATA_CUDA_ARCH:-90a}"
 json="$out/gpu_check.json"
+rm -f "$out/bench_summary.json"  # a stale summary must not be reported as this run's
 
 json_str() { # a JSON string literal of $1
   local s=${1//\\/\\\\}
@@ -55,13 +60,17 @@ gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohea
 cmake_version=$(cmake --version | head -1)
 nvcc_version=$( ([ -n "$nvcc_path" ] && "$nvcc_path" --version | tail -1) || echo "not found")
 
-# The CUDA test executables: tests/core/test_cuda_*.cpp become core_test_cuda_*.
+# The CUDA test executables: tests/core/test_cuda_*.cpp become core_test_cuda_*; DP over
+# NCCL (issue 4) is distributed_test_nccl_data_parallel; the benchmark is strata_gpu_bench.
 cuda_targets=()
 for f in "$root"/tests/core/test_cuda_*.cpp; do
   [ -e "$f" ] && cuda_targets+=("core_$(basename "$f" .cpp)")
 done
+[ -e "$root/tests/distributed/test_nccl_data_parallel.cpp" ] &&
+  cuda_targets+=(distributed_test_nccl_data_parallel)
+[ -e "$root/bench/gpu_bench.cpp" ] && cuda_targets+=(strata_gpu_bench)
 
-status_configure=skipped status_build=skipped status_tests=skipped
+status_configure=skipped status_build=skipped status_tests=skipped status_bench=skipped
 secs_configure=0 secs_build=0 secs_tests=0
 passed=0 failed=0 skipped=0 total=0 failing_step=""
 
@@ -83,13 +92,13 @@ write_json() {
       "$(json_str "$status_tests")" "$secs_tests" "$passed" "$failed"
     printf '"skipped": %s, "total": %s, "log": "ctest_cuda.log", "junit": "ctest_cuda.xml"},\n' \
       "$skipped" "$total"
-    # TODO(issue 3, benchmarks): bench/ GPU benchmarks, each against PyTorch 2.11 on the same
-    # GPU and the hardware limit; none is written yet, so none is run and no number is reported.
-    printf '  "benchmarks": {"status": "not written yet", "todo": ['
-    printf '"GPT-2 small (124M) training step: tokens/s and MFU, bf16, vs PyTorch", '
-    printf '"ResNet-50 training step: images/s, bf16 + cuDNN, vs PyTorch", '
-    printf '"fused attention forward+backward: TFLOP/s vs PyTorch SDPA (FlashAttention)", '
-    printf '"cuBLASLt GEMM: TF32/bf16 TFLOP/s vs the H100 peak"]},\n'
+    # The benchmark section: bench_summary.json when the benchmarks ran (see run_benchmarks).
+    if [ -s "$out/bench_summary.json" ]; then
+      printf '  "benchmarks": %s,\n' "$(cat "$out/bench_summary.json")"
+    else
+      printf '  "benchmarks": {"status": %s, "not_yet": "ResNet-50 (needs cuDNN convolutions)"},\n' \
+        "$(json_str "$status_bench")"
+    fi
     printf '  "failing_step": %s\n}\n' "$(json_str "$failing_step")"
   } > "$json"
 }
@@ -111,6 +120,60 @@ run_timed() { # name log command...: runs the command with its output in log, se
   fi
   printf -v "secs_$name" '%s' $(($(date +%s) - start))
   return 1
+}
+
+# strata_gpu_bench and torch_gpu_bench.py, f32 (both FP32 GEMMs) and bf16 autocast, each under
+# a time limit; bench_summary.json gets every JSON line and the strata / PyTorch ratios. The
+# f32 pair must run; a failing bf16 run is reported, not fatal (autocast is new).
+run_benchmarks() {
+  local exe="$build/bench/strata_gpu_bench" py="$root/bench/torch_gpu_bench.py" amp cases
+  status_bench=failed
+  for amp in 0 1; do
+    cases=all # GEMMs, attention and GPT-2 in f32; GPT-2 alone again under bf16 autocast
+    [ $amp = 1 ] && cases=gpt2
+    timeout 150 "$exe" --amp=$amp --case=$cases > "$out/bench_strata_amp$amp.jsonl" \
+      2> "$out/bench_strata_amp$amp.log" || echo "strata_gpu_bench --amp=$amp failed (rc $?)" \
+      >> "$out/bench_strata_amp$amp.log"
+    timeout 150 python3 "$py" --amp $amp --case $cases > "$out/bench_torch_amp$amp.jsonl" \
+      2> "$out/bench_torch_amp$amp.log" || echo "torch_gpu_bench --amp $amp failed (rc $?)" \
+      >> "$out/bench_torch_amp$amp.log"
+  done
+  python3 - "$out" > "$out/bench_summary.json" 2> "$out/bench_summary.log" << 'PY' || true
+import json, os, sys
+out = sys.argv[1]
+def load(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return {}
+    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    return {r["case"]: r for r in rows}
+summary = {"status": "passed", "runs": {}, "ratios_strata_over_torch": {}}
+for amp in ("0", "1"):
+    s, t = load(f"bench_strata_amp{amp}.jsonl"), load(f"bench_torch_amp{amp}.jsonl")
+    summary["runs"][f"amp{amp}"] = {"strata": s, "torch": t}
+    ratios = {}
+    for case in s:
+        if case in t:
+            a, b = s[case], t[case]
+            if "tokens_per_s" in a:
+                ratios[case + " tokens_per_s"] = a["tokens_per_s"] / b["tokens_per_s"]
+            for k in ("fwd_ms", "fwd_bwd_ms"):
+                if k in a:  # > 1: strata is faster
+                    ratios[case + " speed " + k] = b[k] / a[k]
+            for k in ("bf16_tflops", "tf32_tflops", "f32_tflops"):
+                if k in a:
+                    ratios[case + " " + k] = a[k] / b[k]
+    summary["ratios_strata_over_torch"][f"amp{amp}"] = ratios
+    if amp == "0" and not ("gpt2_124m_train_step" in s and "gpt2_124m_train_step" in t):
+        summary["status"] = "failed: the f32 GPT-2 benchmark of strata or PyTorch did not finish"
+print(json.dumps(summary, indent=2))
+PY
+  if [ -s "$out/bench_summary.json" ] &&
+    grep -q '^  "status": "passed"' "$out/bench_summary.json"; then
+    status_bench=passed
+  else
+    status_bench="failed (see bench_summary.json and bench_*.log)"
+  fi
 }
 
 [ -n "$nvcc_path" ] || fail configure "no nvcc on PATH or in /usr/local/cuda/bin"
@@ -153,6 +216,14 @@ passed=$((total - failed - skipped))
 [ "$skipped" = 0 ] ||
   fail cuda_tests "$skipped CUDA tests skipped (no usable GPU; nvidia-smi: ${gpu:-none visible})"
 status_tests=passed
+echo "gpu_check: $passed CUDA tests passed"
 
+if [ "$mode" = no-bench ]; then
+  write_json
+  echo "gpu_check: benchmarks skipped (--no-bench); $json"
+  exit 0
+fi
+run_benchmarks
 write_json
-echo "gpu_check: $passed CUDA tests passed; $json"
+[ "$status_bench" = passed ] || fail benchmarks "$status_bench (see $out/bench_*.log)"
+echo "gpu_check: benchmarks done; $json"

@@ -10,7 +10,7 @@ packages=(
   libopenblas-openmp-dev libopenblas-dev libhdf5-dev hdf5-tools zlib1g-dev
   openmpi-bin libopenmpi-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libjpeg62-turbo-dev
-  python3 python3-h5py python3-numpy
+  python3 python3-h5py python3-numpy python3-pil
   dataset-fashion-mnist fortunes
   slurm-wlm slurmctld slurmd slurm-client munge
 )

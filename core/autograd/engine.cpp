@@ -4,6 +4,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/ops/elementwise.h"
@@ -166,6 +167,8 @@ void run_pass(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
     }
   }
   EnableGradGuard mode(pass.create_graph);
+  // Backward formulas run in their forward's dtypes, as torch's do: never re-autocast.
+  AutocastGuard no_autocast(std::nullopt);
   while (!ready.empty()) {
     Node* n = ready.top();
     ready.pop();

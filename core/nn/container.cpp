@@ -21,10 +21,12 @@ Tensor Sequential::forward(const Tensor& x) {
   return h;
 }
 
-Layer& Sequential::operator[](int64_t i) const {
+Layer& Sequential::operator[](int64_t i) const { return *at(i); }
+
+std::shared_ptr<Layer> Sequential::at(int64_t i) const {
   int64_t n = size();
   check(i >= -n && i < n, "[Sequential] index ", i, " is out of range for ", n, " layers");
-  return *layers_[static_cast<size_t>(i < 0 ? i + n : i)];
+  return layers_[static_cast<size_t>(i < 0 ? i + n : i)];
 }
 
 }  // namespace strata::nn

@@ -21,6 +21,8 @@ class Sequential : public Layer {
   int64_t size() const { return static_cast<int64_t>(layers_.size()); }
   /// The i-th layer (negative counts from the end).
   Layer& operator[](int64_t i) const;
+  /// The i-th layer as a shared handle (e.g. to regroup layers into pipeline stages).
+  std::shared_ptr<Layer> at(int64_t i) const;
 
  private:
   std::vector<std::shared_ptr<Layer>> layers_;

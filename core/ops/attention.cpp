@@ -5,10 +5,12 @@
 
 #include <cmath>
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/attention.h"
 #include "core/backend/cpu/softmax.h"
+#include "core/backend/cuda/attention.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
@@ -51,7 +53,6 @@ bool broadcasts_to(const Shape& shape, const Shape& full) {
 
 void check_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
   check(q.defined() && k.defined() && v.defined(), "[", kOp, "] q, k or v is undefined");
-  require_cpu_kernel(kOp, q);
   check_floating(kOp, q);
   check_same_dtype(kOp, q, k);
   check_same_dtype(kOp, q, v);
@@ -68,10 +69,35 @@ void check_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
         " must have the same number of keys Tk");
 }
 
+/// The fused CUDA kernels: forward saves the log-sum-exp, backward recomputes P from it.
+Tensor cuda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& m,
+                      bool causal, double s) {
+  check(q.dtype() != DType::f64, "[", kOp, "] has no f64 CUDA kernel (q ", q.desc(),
+        "); use f32, bf16 or f16 on CUDA, or f64 on the CPU (device: cpu)");
+  check(q.size(3) <= cuda::kMaxAttentionHeadDim && v.size(3) == q.size(3), "[", kOp,
+        "] the CUDA kernel needs head dims D == Dv <= ", cuda::kMaxAttentionHeadDim, "; got q ",
+        q.desc(), " and v ", v.desc(), "; run on the CPU (device: cpu) for other shapes");
+  Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
+  Tensor out = empty(q.shape(), q.dtype(), q.device());                           // (B, H, Tq, D)
+  Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, DType::f32, q.device());  // (B, H, Tq)
+  cuda::attention_forward(qc, kc, vc, m, causal, s, out, lse);
+  Tensor saved = out.detach();
+  return record_fused(
+      "scaled_dot_product_attention", out, {q, k, v},
+      [qc, kc, vc, m, causal, s, saved, lse](const Tensor& g) {
+        Tensor dq = empty_like(qc), dk = empty_like(kc), dv = empty_like(vc);
+        Tensor dout = g.to(saved.dtype()).contiguous();  // (B, H, Tq, D) as the kernel reads it
+        cuda::attention_backward(qc, kc, vc, m, causal, s, saved, lse, dout, dq, dk, dv);
+        return Grads{dq, dk, dv};
+      });
+}
+
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& mask, bool causal, double scale) {
+  if (autocast_dtype())
+    return autocast::run_low(scaled_dot_product_attention, q, k, v, mask, causal, scale);
   check_operands(q, k, v);
   const Shape full{q.size(0), q.size(1), q.size(2), k.size(2)};
   Tensor m;
@@ -86,6 +112,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     m = mask.detach().reshape(padded).expand(full);
   }
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  if (on_cuda(q)) return cuda_attention(q, k, v, m, causal, s);
   if (storage_only(q.dtype())) {
     return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), mask,
                                         causal, s)

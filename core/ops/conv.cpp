@@ -3,9 +3,11 @@
 // backward is built from them and double backward works (WGAN-GP's gradient penalty).
 #include "core/ops/conv.h"
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/conv.h"
+#include "core/backend/cuda/conv.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/reduce.h"
 
@@ -64,8 +66,12 @@ Tensor conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b, const Co
         .to(x.dtype());
   }
   Tensor y = empty({x.size(0), w.size(0), out_hw[0], out_hw[1]}, x.dtype(), x.device());
-  cpu::conv2d_forward(plain(x), plain(w), plain(b), y,
-                      conv_geometry(x.shape(), w.shape(), p, out_hw));
+  const auto geometry = conv_geometry(x.shape(), w.shape(), p, out_hw);
+  if (on_cuda(x)) {
+    cuda::conv2d_forward(plain(x), plain(w), plain(b), y, geometry);
+  } else {
+    cpu::conv2d_forward(plain(x), plain(w), plain(b), y, geometry);
+  }
   return y;
 }
 
@@ -77,8 +83,12 @@ Tensor conv_transpose2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b
         .to(x.dtype());
   }
   Tensor y = empty({x.size(0), w.size(1) * p.groups, out_hw[0], out_hw[1]}, x.dtype(), x.device());
-  cpu::conv2d_input_grad(plain(x), plain(w), plain(b), y,
-                         transpose_geometry(x.shape(), w.shape(), p, out_hw));
+  const auto geometry = transpose_geometry(x.shape(), w.shape(), p, out_hw);
+  if (on_cuda(x)) {
+    cuda::conv2d_input_grad(plain(x), plain(w), plain(b), y, geometry);
+  } else {
+    cpu::conv2d_input_grad(plain(x), plain(w), plain(b), y, geometry);
+  }
   return y;
 }
 
@@ -89,7 +99,12 @@ Tensor weight_grad_kernel(const Tensor& x, const Tensor& gy, const Shape& w_shap
         .to(x.dtype());
   }
   Tensor gw = empty(w_shape, x.dtype(), x.device());
-  cpu::conv2d_weight_grad(plain(x), plain(gy), gw, conv_geometry(x.shape(), w_shape, p, hw_of(gy)));
+  const auto geometry = conv_geometry(x.shape(), w_shape, p, hw_of(gy));
+  if (on_cuda(x)) {
+    cuda::conv2d_weight_grad(plain(x), plain(gy), gw, geometry);
+  } else {
+    cpu::conv2d_weight_grad(plain(x), plain(gy), gw, geometry);
+  }
   return gw;
 }
 
@@ -104,7 +119,7 @@ Tensor conv_transpose2d_sized(const Tensor& x, const Tensor& w, const Tensor& b,
 /// reduction.
 Tensor bias_grad(const Tensor& b, const Tensor& g) {
   if (!b.defined() || !b.requires_grad()) return Tensor();
-  if (GradMode::enabled() || storage_only(g.dtype())) return sum(g, {0, 2, 3});
+  if (GradMode::enabled() || storage_only(g.dtype()) || on_cuda(g)) return sum(g, {0, 2, 3});
   Tensor gb = empty({g.size(1)}, g.dtype(), g.device());
   cpu::conv2d_bias_grad(g.contiguous(), gb);
   return gb;
@@ -158,7 +173,6 @@ void check_operands(const char* op, const Tensor& x, const Tensor& w, const Tens
   check_same_device(op, x, w);
   check_same_dtype(op, x, w);
   check_floating(op, x);
-  require_cpu_kernel(op, x);
   if (b.defined()) {
     check_same_device(op, x, b);
     check_same_dtype(op, x, b);
@@ -173,6 +187,7 @@ void check_bias(const char* op, const Tensor& b, int64_t out_channels) {
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  if (autocast_dtype()) return autocast::run_low(conv2d, x, weight, bias, p);
   const char* op = "conv2d";
   check_operands(op, x, weight, bias);
   check_params(op, p);
@@ -198,6 +213,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                         const Conv2dParams& p) {
+  if (autocast_dtype()) return autocast::run_low(conv_transpose2d, x, weight, bias, p);
   const char* op = "conv_transpose2d";
   check_operands(op, x, weight, bias);
   check_params(op, p);

@@ -35,9 +35,18 @@ void copy_kernel(const Tensor& src, const Tensor& dst) {
   cpu::copy(src, dst);
 }
 
+/// Mixed f32 and bf16/f16 operands (autocast's outputs meeting f32 ones) promote to f32, as
+/// in torch; f64 with another dtype stays an error.
+bool needs_promotion(const Tensor& a, const Tensor& b) {
+  auto low_or_f32 = [](DType t) { return t == DType::f32 || storage_only(t); };
+  return a.dtype() != b.dtype() && low_or_f32(a.dtype()) && low_or_f32(b.dtype());
+}
+Tensor promoted(const Tensor& t) { return t.to(DType::f32); }
+
 /// Forward of a binary op without autograd.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
+  if (needs_promotion(a, b)) return binary_forward(op, promoted(a), promoted(b));
   check_same_device(name, a, b);
   check_same_dtype(name, a, b);
   if (storage_only(a.dtype())) {
@@ -130,6 +139,7 @@ Tensor scalar_like(double value, const Tensor& like) {
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return add(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::add, a, b);
   Shape sa = a.shape(), sb = b.shape();
   return record("add", out, {a, b}, [sa, sb](const Tensor& g) {
@@ -138,6 +148,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return sub(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::sub, a, b);
   Shape sa = a.shape(), sb = b.shape();
   return record("sub", out, {a, b}, [sa, sb](const Tensor& g) {
@@ -146,6 +157,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return mul(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::mul, a, b);
   return record("mul", out, {a, b}, [a, b](const Tensor& g) {
     Tensor ga = a.requires_grad() ? sum_to(mul(g, b), a.shape()) : Tensor();
@@ -155,6 +167,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return div(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::div, a, b);
   return record("div", out, {a, b}, [a, b](const Tensor& g) {
     Tensor ga = a.requires_grad() ? sum_to(div(g, b), a.shape()) : Tensor();
@@ -164,6 +177,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return maximum(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::maximum, a, b);
   return record("maximum", out, {a, b}, [a, b](const Tensor& g) {
     // Ties split the gradient evenly, as in PyTorch.
@@ -174,6 +188,7 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return minimum(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::minimum, a, b);
   return record("minimum", out, {a, b}, [a, b](const Tensor& g) {
     Tensor wa = add(as_mask(lt(a, b), g), mul(as_mask(eq(a, b), g), scalar_like(0.5, g)));
@@ -183,6 +198,7 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
+  if (needs_promotion(a, b)) return pow(promoted(a), promoted(b));
   Tensor out = binary_forward(BinaryOp::pow, a, b);
   return record("pow", out, {a, b}, [a, b](const Tensor& g) {
     Tensor ga = a.requires_grad()

@@ -2,6 +2,7 @@
 // as products with transposed views (no copies).
 #include "core/ops/linalg.h"
 
+#include "core/autocast.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/linalg.h"
 #include "core/backend/cuda/linalg.h"
@@ -27,7 +28,7 @@ void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& out, double alp
 
 /// (batch, m, k) @ (batch, k, n) without autograd.
 Tensor bmm_forward(const Tensor& a3, const Tensor& b3) {
-  if (storage_only(a3.dtype())) {
+  if (storage_only(a3.dtype()) && !on_cuda(a3)) {  // cuBLASLt multiplies bf16/f16 itself
     return bmm_forward(a3.to(DType::f32), b3.to(DType::f32)).to(a3.dtype());
   }
   Tensor out = empty({a3.shape()[0], a3.shape()[1], b3.shape()[2]}, a3.dtype(), a3.device());
@@ -77,6 +78,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (autocast_dtype()) return autocast::run_low(matmul, a, b);
   check_matmul_operands("matmul", a, b);
   check(a.dim() >= 1 && b.dim() >= 1, "[matmul] operands must have at least 1 dimension, got ",
         a.desc(), " and ", b.desc());
@@ -87,6 +89,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (autocast_dtype()) return autocast::run_low(linear, x, weight, bias);
   check_matmul_operands("linear", x, weight);
   check_dim("linear", weight, 2, "weight (out_features, in_features)");
   check(x.dim() >= 1 && x.size(-1) == weight.size(1), "[linear] input ", x.desc(),
@@ -99,7 +102,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     check(bias.dim() == 1 && bias.size(0) == outf, "[linear] bias ", bias.desc(), " should be (",
           outf, ")");
   }
-  if (storage_only(x.dtype())) {
+  if (storage_only(x.dtype()) && !on_cuda(x)) {
     Tensor b32 = bias.defined() ? bias.to(DType::f32) : bias;
     return linear(x.to(DType::f32), weight.to(DType::f32), b32).to(x.dtype());
   }

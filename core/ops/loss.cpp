@@ -3,6 +3,7 @@
 // differentiable element-wise ops and reductions.
 #include "core/ops/loss.h"
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/loss.h"
@@ -144,6 +145,9 @@ void check_pair(const char* op, const Tensor& input, const Tensor& target) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                      double label_smoothing, Reduction reduction) {
+  if (autocast::wants_f32(logits, target, ignore_index, label_smoothing, reduction))
+    return autocast::run_f32(cross_entropy, logits, target, ignore_index, label_smoothing,
+                             reduction);
   check(logits.defined(), "[cross_entropy] logits are undefined");
   check_floating("cross_entropy", logits);
   check(label_smoothing >= 0.0 && label_smoothing <= 1.0,
@@ -171,6 +175,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
 
 Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const Tensor& pos_weight,
                        Reduction reduction) {
+  if (autocast::wants_f32(logits, target, pos_weight, reduction))
+    return autocast::run_f32(bce_with_logits, logits, target, pos_weight, reduction);
   check_pair("bce_with_logits", logits, target);
   // loss = (1 - t) x + lw softplus(-x), lw = 1 + (pos_weight - 1) t.
   Tensor sp = softplus_neg(logits);
@@ -189,11 +195,15 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const Tensor&
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (autocast::wants_f32(input, target, reduction))
+    return autocast::run_f32(mse_loss, input, target, reduction);
   check_pair("mse_loss", input, target);
   return reduce(square(input - target), reduction);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (autocast::wants_f32(input, target, reduction))
+    return autocast::run_f32(l1_loss, input, target, reduction);
   check_pair("l1_loss", input, target);
   return reduce(abs(input - target), reduction);
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/norm.h"
@@ -159,6 +160,9 @@ std::vector<int64_t> non_channel_dims(const Tensor& x) {
 
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
+  if (autocast::wants_f32(x, running_mean, running_var, weight, bias, training, momentum, eps))
+    return autocast::run_f32(batch_norm, x, running_mean, running_var, weight, bias, training,
+                             momentum, eps);
   check_input("batch_norm", x, 2, "(N, C) or (N, C, ...)");
   require_cpu_kernel("batch_norm", x);  // the channel kernels have no CUDA version yet
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(N * C, 1);
@@ -193,6 +197,8 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  if (autocast::wants_f32(x, normalized_shape, weight, bias, eps))
+    return autocast::run_f32(layer_norm, x, normalized_shape, weight, bias, eps);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   check_input("layer_norm", x, std::max<int64_t>(k, 1), "at least as long as normalized_shape");
   check(k > 0, "[layer_norm] normalized_shape is empty; give the trailing dims to normalise");
@@ -238,6 +244,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  if (autocast::wants_f32(x, num_groups, weight, bias, eps))
+    return autocast::run_f32(group_norm, x, num_groups, weight, bias, eps);
   check_input("group_norm", x, 2, "(N, C, ...)");
   const int64_t C = x.size(1);
   check(num_groups > 0 && C % num_groups == 0, "[group_norm] num_channels ", C, " of input ",
@@ -246,6 +254,8 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 }
 
 Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  if (autocast::wants_f32(x, weight, bias, eps))
+    return autocast::run_f32(instance_norm, x, weight, bias, eps);
   check_input("instance_norm", x, 3, "(N, C, L) or (N, C, ...) with spatial dims");
   return group_norm_impl("instance_norm", x, x.size(1), weight, bias, eps);
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/autocast.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/reduce.h"
 #include "core/backend/cuda/reduce.h"
@@ -81,6 +82,7 @@ Tensor extreme(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, b
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  if (autocast::wants_f32(x, dims, keepdim)) return autocast::run_f32(sum, x, dims, keepdim);
   auto d = norm_dims(x, dims, "sum");
   Tensor out = reduce_forward(ReduceOp::sum, x, d, "sum").reshape(final_shape(x, d, keepdim));
   Shape ks = kept_shape(x, d), xs = x.shape();
@@ -90,6 +92,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  if (autocast::wants_f32(x, dims, keepdim)) return autocast::run_f32(mean, x, dims, keepdim);
   check_floating("mean", x);
   auto d = norm_dims(x, dims, "mean");
   int64_t n = 1;

@@ -2,6 +2,7 @@
 // fused kernel in a plain backward, and through differentiable ops under create_graph.
 #include "core/ops/softmax.h"
 
+#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/backend/cpu/softmax.h"
@@ -81,11 +82,18 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  if (autocast::wants_f32(x, dim)) return autocast::run_f32(softmax, x, dim);
+  return softmax_impl(x, dim, false);
+}
 
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (autocast::wants_f32(x, dim)) return autocast::run_f32(log_softmax, x, dim);
+  return softmax_impl(x, dim, true);
+}
 
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
+  if (autocast::wants_f32(x, dim, keepdim)) return autocast::run_f32(logsumexp, x, dim, keepdim);
   check_input("logsumexp", x);
   if (x.dim() == 0) return logsumexp(x.reshape({1}), 0, keepdim).reshape({});
   int64_t d = wrap_dim(dim, x.dim(), "logsumexp");

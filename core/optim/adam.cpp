@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/backend/cpu/optim.h"
+#include "core/backend/cuda/optim.h"
+#include "core/ops/dispatch.h"
 
 namespace strata::optim {
 namespace {
@@ -55,6 +57,7 @@ void Adam::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
   Tensor& m = slot(g, i, "exp_avg");
   Tensor& v = slot(g, i, "exp_avg_sq");
   Tensor mx = h.amsgrad ? slot(g, i, "max_exp_avg_sq") : Tensor();
+  if (on_cuda(param)) return cuda::adam_step({param}, {grad}, {m}, {v}, {mx}, h);
   cpu::adam_step(param, grad, m, v, mx, h);
 }
 

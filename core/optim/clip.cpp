@@ -8,6 +8,7 @@
 #include "core/backend/cpu/optim.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/index.h"
 #include "core/ops/reduce.h"
 
 namespace strata::optim {
@@ -22,18 +23,49 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   }
   if (grads.empty()) return 0.0;
   const bool inf = std::isinf(norm_type);
-  double acc = 0;
-  for (const Tensor& g : grads) {
-    require_cpu_kernel("clip_grad_norm_", g);
-    double part = cpu::sum_abs_pow(g.contiguous(), norm_type);
-    acc = inf ? std::max(acc, part) : acc + part;
-  }
+  const double acc = sum_abs_pow(grads, norm_type);
   const double total = inf ? acc : std::pow(acc, 1.0 / norm_type);
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1) {
     for (Tensor& g : grads) mul_(g, coef);
   }
   return total;
+}
+
+namespace {
+
+/// |g|^p of a CUDA gradient reduced on the device to a 0-d f64 tensor (f32 compute for
+/// bf16/f16 storage; f32 sums accumulate in f64 in the reduction kernel).
+Tensor device_abs_pow(const Tensor& g, double p) {
+  Tensor a = abs(g.to(compute_dtype(g.dtype())));
+  if (std::isinf(p)) return max(a).to(DType::f64);
+  if (p == 1) return sum(a).to(DType::f64);
+  return sum(p == 2 ? square(a) : pow(a, p)).to(DType::f64);
+}
+
+}  // namespace
+
+double sum_abs_pow(const std::vector<Tensor>& grads, double norm_type) {
+  NoGradGuard guard;
+  const bool inf = std::isinf(norm_type);
+  double acc = 0;
+  std::vector<Tensor> device_parts;
+  for (const Tensor& g : grads) {
+    if (!g.defined()) continue;
+    if (on_cuda(g)) {
+      device_parts.push_back(device_abs_pow(g, norm_type));
+      continue;
+    }
+    double part = cpu::sum_abs_pow(g.contiguous(), norm_type);
+    acc = inf ? std::max(acc, part) : acc + part;
+  }
+  if (!device_parts.empty()) {
+    // One reduction over the stacked partials and one copy to the host for all of them.
+    Tensor parts = stack(device_parts, 0);
+    double part = (inf ? max(parts) : sum(parts)).item();
+    acc = inf ? std::max(acc, part) : acc + part;
+  }
+  return acc;
 }
 
 Tensor l1_penalty(const std::vector<Tensor>& params) {

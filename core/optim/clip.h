@@ -12,6 +12,10 @@ namespace strata::optim {
 /// all gradients together (p = inf: the largest |g|), as torch.nn.utils.clip_grad_norm_.
 /// Returns total (the norm before clipping). Parameters without gradients are skipped.
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2);
+/// sum over `grads` of sum(|g|^p) (p = inf: the largest |g|), accumulated in f64; CPU
+/// tensors use the fused CPU kernel, CUDA tensors the reduction ops with one host sync.
+/// Undefined tensors are skipped.
+double sum_abs_pow(const std::vector<Tensor>& grads, double norm_type);
 /// sum over params of sum(|w|): differentiable, add coefficient * it to the loss.
 Tensor l1_penalty(const std::vector<Tensor>& params);
 /// sum over params of sum(w^2) (not halved): differentiable.

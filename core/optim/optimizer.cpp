@@ -64,7 +64,6 @@ void Optimizer::step() {
       const Tensor& p = groups_[g].params[i];
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      require_cpu_kernel(name().c_str(), p);
       check(p.is_contiguous(), "[", name(), "] parameter ", i, " of group ", g, " (", p.desc(),
             ") must be contiguous");
       check(grad.shape() == p.shape() && grad.dtype() == p.dtype(), "[", name(), "] gradient ",

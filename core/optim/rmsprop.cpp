@@ -2,6 +2,7 @@
 #include "core/optim/rmsprop.h"
 
 #include "core/backend/cpu/optim.h"
+#include "core/ops/dispatch.h"
 
 namespace strata::optim {
 
@@ -24,6 +25,8 @@ void RMSprop::validate(size_t g) const {
 }
 
 void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  check(!on_cuda(param), "[RMSprop] has no CUDA kernel yet (parameter ", i, " of group ", g, ": ",
+        param.desc(), "); use SGD, Adam or AdamW on CUDA, or train on the CPU (device: cpu)");
   cpu::RmspropHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;

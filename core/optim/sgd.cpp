@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/backend/cpu/optim.h"
+#include "core/backend/cuda/optim.h"
+#include "core/ops/dispatch.h"
 
 namespace strata::optim {
 
@@ -35,6 +37,7 @@ void SGD::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
   h.nesterov = option(g, "nesterov") != 0;
   Tensor buf;
   if (h.momentum != 0) buf = slot(g, i, "momentum_buffer", 0, &h.first);
+  if (on_cuda(param)) return cuda::sgd_step({param}, {grad}, {buf}, h);
   cpu::sgd_step(param, grad, buf, h);
 }
 
@@ -57,6 +60,8 @@ void LARS::validate(size_t g) const {
 }
 
 void LARS::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  check(!on_cuda(param), "[LARS] has no CUDA kernel yet (parameter ", i, " of group ", g, ": ",
+        param.desc(), "); use SGD, Adam or AdamW on CUDA, or train on the CPU (device: cpu)");
   cpu::SgdHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;

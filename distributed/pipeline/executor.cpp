@@ -129,7 +129,8 @@ std::pair<Tensor, Tensor> PipelineExecutor::recompute(const Action& a, StepState
   set_rng_state(a.chunk, now);
   if (is_last(a.chunk)) {
     st.losses.erase(key);
-    seed = full(out.shape(), 1.0 / static_cast<double>(options_.microbatches), out.dtype());
+    seed = full(out.shape(), exec_.loss_scale / static_cast<double>(options_.microbatches),
+                out.dtype());
   }
   return {out, seed};
 }
@@ -142,7 +143,8 @@ void PipelineExecutor::backward(const Action& a, StepState& st) {
     std::tie(root, seed) = recompute(a, st);
   } else if (auto it = st.losses.find(key); it != st.losses.end()) {
     root = it->second;
-    seed = full(root.shape(), 1.0 / static_cast<double>(options_.microbatches), root.dtype());
+    seed = full(root.shape(), exec_.loss_scale / static_cast<double>(options_.microbatches),
+                root.dtype());
     st.losses.erase(it);
   } else {
     auto s = st.sent.find(key);

@@ -32,6 +32,9 @@ struct ExecutorOptions {
   /// When set, each chunk forward and backward is a "compute" span and each blocking receive
   /// a "wait" span (the pipeline bench computes bubbles from them).
   std::shared_ptr<Timeline> timeline;
+  /// Multiplies each micro-batch loss's backward seed (fp16 dynamic loss scaling); the
+  /// returned loss is not scaled.
+  double loss_scale = 1.0;
 };
 
 /// Usage per step: zero the gradients, run(), then the optimizer step. `comm` holds the
@@ -46,6 +49,9 @@ class PipelineExecutor {
   /// those of the mean loss over micro-batches (each micro-batch's loss weighted 1/m).
   /// Returns that mean loss on every stage (broadcast from the last stage).
   double run();
+
+  /// Sets ExecutorOptions::loss_scale for the next run() (the scale changes between steps).
+  void set_loss_scale(double scale) { exec_.loss_scale = scale; }
 
   const std::vector<Action>& actions() const { return actions_; }
   /// The largest number of micro-batch activations this stage held at once in the last run.

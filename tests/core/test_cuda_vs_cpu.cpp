@@ -1,6 +1,6 @@
-// The CUDA backend against the CPU reference: one table of cases, each running an op forward
-// and backward on both devices from the same inputs and comparing every output and gradient
-// with dtype-scaled tolerances. Without a GPU every case skips, saying why.
+// The CUDA backend against the CPU reference: one table of cases (tests/core/cuda_case.h),
+// each running an op forward and backward on both devices from the same inputs and comparing
+// every output and gradient with dtype-scaled tolerances. Without a GPU every case skips.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,101 +16,13 @@
 #include "core/backend/cuda/linalg.h"
 #include "core/backend/cuda/optim.h"
 #include "core/ops.h"
+#include "tests/core/cuda_case.h"
 #include "tests/support/values.h"
 
 namespace strata {
 namespace {
 
-using Outs = std::vector<Tensor>;
-
-/// One op run on `device` from inputs of dtype `dtype` built on the CPU; returns outputs
-/// followed by gradients.
-using Run = std::function<Outs(Device device, DType dtype)>;
-
-struct OpCase {
-  std::string name;
-  DType dtype;
-  Run run;
-  double tol_scale = 1;  // for ops that sum many rounded terms (GEMMs, TF32)
-};
-
-void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
-
-/// Relative-and-absolute tolerance of a dtype: a few units in the last place of what the
-/// kernels compute, allowing for a different summation order on the GPU.
-double tolerance(DType t) {
-  switch (t) {
-    case DType::f64:
-      return 1e-10;
-    case DType::f32:
-      return 2e-5;
-    case DType::bf16:
-      return 2e-2;
-    case DType::f16:
-      return 4e-3;
-    default:
-      return 0;  // integers, bools and masks match exactly
-  }
-}
-
-/// A leaf input in [lo, hi) from a fixed seed: the same values on both devices.
-Tensor input(Device d, DType t, const Shape& shape, uint64_t seed, double lo = -2, double hi = 2,
-             bool grad = true) {
-  Generator gen(seed);
-  Tensor x = rand(shape, gen, DType::f64, lo, hi).to(t).to(d).detach();
-  if (grad && is_floating(t)) x.set_requires_grad();
-  return x;
-}
-
-Tensor indices(Device d, const std::vector<int64_t>& v, const Shape& shape) {
-  return from_vector<int64_t>(v, shape, d);
-}
-
-/// y, then the gradients of `xs` under the loss sum(y * w) with fixed weights w.
-Outs with_grads(const Tensor& y, const std::vector<Tensor>& xs) {
-  Generator gen(4242);
-  Tensor w = rand(y.shape(), gen, DType::f64, -1, 1).to(y.dtype()).to(y.device());
-  sum(mul(y, w)).backward();
-  Outs out{y.detach()};
-  for (const Tensor& x : xs) out.push_back(x.grad());
-  return out;
-}
-
-std::string index_str(int64_t flat, const Shape& shape) {
-  std::vector<int64_t> idx(shape.size());
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    idx[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  std::ostringstream os;
-  os << '[';
-  for (size_t d = 0; d < idx.size(); ++d) os << (d ? ", " : "") << idx[d];
-  os << ']';
-  return os.str();
-}
-
-/// Compares got (CUDA) with want (CPU); on failure prints the first mismatches with indices.
-void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.defined(), want.defined()) << what << ": defined on one device only";
-  if (!got.defined()) return;
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  EXPECT_TRUE(got.device().is_cuda()) << what << " was computed on " << got.device();
-  std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  std::ostringstream first;
-  int64_t bad = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const bool same = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i] ||
-                      std::abs(g[i] - w[i]) <= tol * (1 + std::abs(w[i]));
-    if (same) continue;
-    if (++bad <= 8) {
-      first << "\n  at " << index_str(static_cast<int64_t>(i), got.shape()) << ": cuda " << g[i]
-            << ", cpu " << w[i] << " (diff " << std::abs(g[i] - w[i]) << ")";
-    }
-  }
-  EXPECT_EQ(bad, 0) << what << " " << got.desc() << ": " << bad << " of " << g.size()
-                    << " elements differ beyond tolerance " << tol << "; first:" << first.str();
-}
+using namespace cuda_case;
 
 // ---- the table ----
 
@@ -362,7 +274,8 @@ void add_norm_embedding_dropout(std::vector<OpCase>& cases) {
 }
 
 void add_linalg(std::vector<OpCase>& cases) {
-  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+  // bf16/f16 run on cuBLASLt's tensor cores (f32 accumulation), the CPU in f32 then rounds.
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
     cases.push_back({str_cat("matmul_", dtype_name(t)), t,
                      [](Device d, DType t) {
                        Tensor a = input(d, t, {37, 65}, 34), b = input(d, t, {65, 23}, 35);
@@ -409,6 +322,37 @@ void add_linalg(std::vector<OpCase>& cases) {
                      return Outs{out};
                    },
                    250});
+}
+
+// cuDNN convolutions (FMA algorithms only: f32 is compared at f32 precision).
+void add_conv(std::vector<OpCase>& cases) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+    cases.push_back(
+        {str_cat("conv2d_pad_", dtype_name(t)), t,
+         [](Device d, DType t) {
+           Tensor x = input(d, t, {2, 3, 9, 8}, 100), w = input(d, t, {4, 3, 3, 3}, 101);
+           Tensor b = input(d, t, {4}, 102);
+           return with_grads(conv2d(x, w, b, {.padding = {1, 1}}), {x, w, b});
+         },
+         8});
+    cases.push_back(
+        {str_cat("conv2d_stride_dilation_groups_", dtype_name(t)), t,
+         [](Device d, DType t) {
+           Tensor x = input(d, t, {2, 4, 11, 10}, 103), w = input(d, t, {6, 2, 3, 3}, 104);
+           Conv2dParams p{.stride = {2, 1}, .padding = {1, 2}, .dilation = {2, 1}, .groups = 2};
+           return with_grads(conv2d(x, w, {}, p), {x, w});
+         },
+         8});
+    cases.push_back(
+        {str_cat("conv_transpose2d_", dtype_name(t)), t,
+         [](Device d, DType t) {
+           Tensor x = input(d, t, {2, 4, 5, 5}, 105), w = input(d, t, {4, 3, 3, 3}, 106);
+           Tensor b = input(d, t, {3}, 107);
+           Conv2dParams p{.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}};
+           return with_grads(conv_transpose2d(x, w, b, p), {x, w, b});
+         },
+         8});
+  }
 }
 
 /// Three optimizer steps through the fused kernels (CUDA: all tensors in one launch).
@@ -490,40 +434,18 @@ std::vector<OpCase> all_cases() {
   add_softmax_loss(cases);
   add_norm_embedding_dropout(cases);
   add_linalg(cases);
+  add_conv(cases);
   add_optimizers(cases);
   return cases;
 }
 
 class CudaVsCpu : public ::testing::TestWithParam<OpCase> {};
 
-TEST_P(CudaVsCpu, MatchesCpu) {
-  const std::string why = cuda_unavailable_reason();
-  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
-  const OpCase& c = GetParam();
-  Outs want = c.run(Device::cpu(), c.dtype);
-  Outs got = c.run(Device::cuda(0), c.dtype);
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    const DType dt = want[i].defined() ? want[i].dtype() : c.dtype;
-    expect_close(str_cat(c.name, " output ", i), got[i], want[i], tolerance(dt) * c.tol_scale);
-  }
-}
+TEST_P(CudaVsCpu, MatchesCpu) { expect_cuda_matches_cpu(GetParam()); }
 
 // The CPU half of every case runs everywhere, so a broken case shows up on CPU-only CI and a
 // failure on the GPU machine is the CUDA kernel's: outputs exist and are finite.
-TEST_P(CudaVsCpu, CpuReferenceIsFinite) {
-  const OpCase& c = GetParam();
-  Outs want = c.run(Device::cpu(), c.dtype);
-  ASSERT_FALSE(want.empty()) << c.name;
-  for (size_t i = 0; i < want.size(); ++i) {
-    ASSERT_TRUE(want[i].defined()) << c.name << " output " << i;
-    std::vector<double> v = want[i].to_vector<double>();
-    int64_t bad = 0;
-    for (double x : v) bad += std::isfinite(x) ? 0 : 1;
-    EXPECT_EQ(bad, 0) << c.name << " output " << i << " " << want[i].desc() << " has " << bad
-                      << " non-finite values";
-  }
-}
+TEST_P(CudaVsCpu, CpuReferenceIsFinite) { expect_cpu_reference_finite(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Ops, CudaVsCpu, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<OpCase>& info) {

@@ -130,3 +130,19 @@ TEST(Random, SameSeedSameNumbersAndStateResumes) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(Tensor, EmptyTensorsFillCopyAndConvert) {
+  Tensor t = empty({0, 3});
+  fill_(t, 1.0);
+  EXPECT_TRUE(t.to_vector<float>().empty());
+  Tensor u = t.to(DType::f64).transpose(0, 1).contiguous();
+  EXPECT_EQ(u.shape(), (Shape{3, 0}));
+  EXPECT_EQ(u.dtype(), DType::f64);
+  EXPECT_EQ(full({2, 0}, 5.0).numel(), 0);
+}
+
+}  // namespace
+}  // namespace strata

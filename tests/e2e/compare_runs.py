@@ -14,6 +14,10 @@ assert [s for s, _, _ in a] == list(range(1, total + 1)), a
 assert [s for s, _, _ in b] == list(range(1, total + 1)), f"split run steps {[s for s, _, _ in b]}"
 for (s, la, ra), (_, lb, rb) in zip(a, b):
     assert la == lb and ra == rb, f"step {s}: loss {la!r} vs {lb!r}, lr {ra!r} vs {rb!r}"
+# fp16 runs (train.amp): every step's loss scale and count of skipped steps too.
+def amp(run):
+    return [(r["step"], r.get("loss_scale"), r.get("skipped")) for r in records(run) if "loss" in r]
+assert amp("straight") == amp("split"), [x for x in zip(amp("straight"), amp("split")) if x[0] != x[1]]
 ea = [r["eval"] for r in records("straight") if "eval" in r][-1]
 eb = [r["eval"] for r in records("split") if "eval" in r][-1]
 assert ea == eb, f"final eval {ea} vs {eb}"

@@ -4,7 +4,7 @@
 # its own back. 2N steps against N steps, a
 # checkpoint and N more in new processes (`--resume auto`); compare_runs.py checks every
 # step's loss and lr, the final eval and every dataset of the final checkpoints (rng/rank1/
-# included). $4 picks the job: gpt (dropout 0.2) or lenet.
+# included). $4 picks the job: gpt (dropout 0.2), gpt_fp16 (the same in fp16) or lenet.
 set -euo pipefail
 strata=$1
 src=$2
@@ -34,7 +34,7 @@ with h5py.File(path, "r") as f:
     names = set()
     f.visit(names.add)
     assert "rng/init" in names and "rng/rank1/init" in names, sorted(names)
-    if job == "gpt":
+    if job in ("gpt", "gpt_fp16"):
         # (Every rank draws the whole global batch from the same stream and takes its rows,
         # so rank 1's data stream may equal rank 0's; it is saved and restored all the same.)
         assert "rng/rank1/data" in names and "rng/rank1/model.h.0.mlp_drop" in names

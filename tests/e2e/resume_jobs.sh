@@ -13,6 +13,10 @@ job_args() {
             --set model.n_embd=64 --set model.n_head=4 --set model.block_size=32
             --set model.dropout=0.2 --set train.batch_size=8 --set data.eval_batches=2
             --set schedule.warmup_steps=4) ;;
+    gpt_fp16)
+      # fp16 with a scale that grows every 3 clean steps: resumes must carry the scaler.
+      job_args gpt "$src"
+      args+=(--set train.amp=fp16 --set train.loss_scale.growth_interval=3) ;;
     *) echo "unknown job $job"; return 1 ;;
   esac
 }

@@ -53,7 +53,8 @@ TEST(Config, ParallelLogAndTraceKeysDefaultOff) {
                                    {"schedule", "1f1b"},
                                    {"virtual_stages", 1},
                                    {"balance", Json::array()},
-                                   {"recompute", false}}));
+                                   {"recompute", false},
+                                   {"sync_bn", false}}));
   EXPECT_EQ(cfg["log"], (Json{{"per_rank", false}}));
   EXPECT_EQ(cfg["trace"], (Json{{"path", ""}}));
   Json on = resolve_config_json(Json{{"parallel", {{"zero", true}}}},
@@ -65,15 +66,16 @@ TEST(Config, ParallelLogAndTraceKeysDefaultOff) {
             "[config] parallel.zero must be a boolean, got 1");
   EXPECT_EQ(error_of(Json::object(), {"parallel.zero3=true"}),
             "[config] unknown key 'parallel.zero3'; known keys in 'parallel': balance, "
-            "microbatches, pp, recompute, schedule, virtual_stages, zero");
+            "microbatches, pp, recompute, schedule, sync_bn, virtual_stages, zero");
   EXPECT_EQ(error_of(Json::object(), {"trace.file=x"}),
             "[config] unknown key 'trace.file'; known keys in 'trace': path");
 }
 
 TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
   EXPECT_EQ(error_of(Json{{"train", {{"epoch", 3}}}}),
-            "[config] unknown key 'train.epoch'; known keys in 'train': batch_size, epochs, "
-            "eval_batch_size, eval_every, grad_clip, log_every, max_steps, stop_at_step");
+            "[config] unknown key 'train.epoch'; known keys in 'train': amp, batch_size, epochs, "
+            "eval_batch_size, eval_every, grad_clip, log_every, loss_scale, max_steps, "
+            "stop_at_step");
   EXPECT_EQ(error_of(Json{{"trian", 1}}),
             "[config] unknown key 'trian'; known keys: checkpoint, data, device, log, model, "
             "optim, parallel, run_dir, schedule, seed, task, threads, trace, train");
@@ -84,9 +86,32 @@ TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
   EXPECT_EQ(error_of(Json::object(), {"train.epochs"}),
             "[config] --set expects key=value, got 'train.epochs'");
   EXPECT_EQ(error_of(Json{{"model", {{"name", "lenet7"}}}}),
-            "[config] model.name: unknown model 'lenet7'; choose lenet5 or gpt");
+            "[config] model.name: unknown model 'lenet7'; choose lenet5, resnet20, resnet32, "
+            "resnet44, resnet56 or gpt");
   EXPECT_EQ(error_of(Json{{"task", "detect"}}),
             "[config] task: unknown task 'detect'; choose classify or char_lm");
+}
+
+TEST(Config, ResNetsTakeCifarDataDefaults) {
+  Json cfg = resolve_config_json(Json{{"model", {{"name", "resnet20"}}}}, {"data.augment=false"});
+  EXPECT_EQ(cfg["model"], (Json{{"name", "resnet20"}}));
+  EXPECT_EQ(cfg["data"]["format"], "image_folder");
+  EXPECT_EQ(cfg["data"]["path"], "data/cifar10");
+  EXPECT_EQ(cfg["data"]["mean"], (Json{0.4914, 0.4822, 0.4465}));
+  EXPECT_EQ(cfg["data"]["std"], (Json{0.2470, 0.2435, 0.2616}));
+  EXPECT_EQ(cfg["data"]["augment"], false);
+  EXPECT_EQ(cfg["data"]["eval_samples"], 0);
+  Json lenet = resolve_config_json(Json::object(), {});
+  EXPECT_EQ(lenet["data"]["format"], "idx");
+  EXPECT_EQ(lenet["data"]["augment"], false);
+  EXPECT_DOUBLE_EQ(lenet["data"]["mean"].get<double>(), 0.2860);
+  EXPECT_EQ(error_of(Json{{"model", {{"name", "resnet20"}}}}, {"data.mean=0.5"}),
+            "[config] data.mean must be a list of 3 items, got 0.5");
+  EXPECT_EQ(error_of(Json{{"model", {{"name", "resnet32"}}}}, {"data.crop=4"}),
+            "[config] unknown key 'data.crop'; known keys in 'data': augment, eval_samples, "
+            "format, mean, name, path, std");
+  EXPECT_EQ(error_of(Json::object(), {"parallel.sync_bn=1"}),
+            "[config] parallel.sync_bn must be a boolean, got 1");
 }
 
 TEST(LaunchEnv, ReadsOpenMpiFirstThenSlurm) {

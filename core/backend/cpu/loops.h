@@ -90,6 +90,7 @@ void walk_outer(const Shape& shape, const std::array<Shape, N>& strides, int64_t
 /// are in elements, one per operand. `cost` scales the parallel threshold for heavy bodies.
 template <size_t N, class Body>
 void strided_for(Shape shape, std::array<Shape, N> strides, Body&& body, int64_t cost = 1) {
+  if (numel_of(shape) == 0) return;  // no runs (and no division by an empty inner run)
   coalesce(shape, strides);
   const int64_t nd = static_cast<int64_t>(shape.size());
   const int64_t inner = shape[nd - 1];

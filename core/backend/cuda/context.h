@@ -8,6 +8,8 @@
 
 #include "core/device.h"
 
+struct cudnnContext;  // cudnn.h's handle type, declared here so kernels need not include it
+
 namespace strata::cuda {
 
 /// Makes `device` current and returns its stream; throws a clear error without a GPU.
@@ -20,6 +22,10 @@ struct BlasLt {
 };
 /// The cuBLASLt handle and workspace of `device` (created on first use).
 BlasLt blaslt_for(Device device);
+
+/// The cuDNN handle of `device` (cudnnHandle_t; declared here without cudnn.h), bound to its
+/// stream, created on first use.
+::cudnnContext* cudnn_for(Device device);
 
 /// Multiprocessors of `device`, for sizing grids.
 int sm_count(Device device);

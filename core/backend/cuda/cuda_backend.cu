@@ -1,6 +1,6 @@
 // CUDA memory and per-device state: stream-ordered allocation from the device's default memory
-// pool, and per device one non-blocking stream, one cuBLASLt handle and its workspace (RAII
-// owners, created on first use). Kernels reach them through context.h.
+// pool, and per device one non-blocking stream, one cuBLASLt handle and its workspace, and one
+// cuDNN handle (RAII owners, created on first use). Kernels reach them through context.h.
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -11,6 +11,7 @@
 #include "core/backend/cuda/availability.h"
 #include "core/backend/cuda/context.h"
 #include "core/backend/cuda/cuda_check.h"
+#include "core/backend/cuda/cudnn_handles.h"
 #include "core/backend/cuda/handles.h"
 
 namespace strata {
@@ -34,6 +35,7 @@ struct DeviceState {
   cuda::Stream stream;
   std::unique_ptr<cuda::BlasLtHandle> blas;  // created on the first GEMM
   std::unique_ptr<cuda::DeviceBuffer> workspace;
+  std::unique_ptr<cuda::CudnnHandle> cudnn;  // created on the first convolution
   int sm_count = 0;
 };
 
@@ -110,6 +112,17 @@ class CudaBackend final : public Backend {
     return {s.blas->get(), s.workspace->get(), s.workspace->bytes()};
   }
 
+  cudnnHandle_t cudnn(Device d) {
+    DeviceState& s = state(d);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!s.cudnn) {
+      STRATA_CUDA_CHECK(cudaSetDevice(d.index));
+      s.cudnn = std::make_unique<cuda::CudnnHandle>();
+      STRATA_CUDNN_CHECK(cudnnSetStream(s.cudnn->get(), s.stream.get()));
+    }
+    return s.cudnn->get();
+  }
+
   DeviceState& state(Device d) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (devices_.empty()) {
@@ -155,6 +168,7 @@ namespace cuda {
 
 cudaStream_t stream_for(Device device) { return the_backend().stream(device); }
 BlasLt blaslt_for(Device device) { return the_backend().blaslt(device); }
+cudnnHandle_t cudnn_for(Device device) { return the_backend().cudnn(device); }
 int sm_count(Device device) { return the_backend().state(device).sm_count; }
 
 }  // namespace cuda

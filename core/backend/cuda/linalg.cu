@@ -78,6 +78,20 @@ MatmulPreference preference(size_t workspace, const void* a, const void* b, cons
   return owned;
 }
 
+/// cuBLASLt's element type of a GEMM operand; bf16/f16 accumulate in f32 on tensor cores.
+cudaDataType_t data_type(DType t) {
+  switch (t) {
+    case DType::f64:
+      return CUDA_R_64F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    case DType::f16:
+      return CUDA_R_16F;
+    default:
+      return CUDA_R_32F;
+  }
+}
+
 template <class T>
 struct Scale {
   T beta;
@@ -90,10 +104,11 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
           bool allow_tf32) {
   const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
   const bool f64 = a.dtype() == DType::f64;
-  check_internal(f64 || a.dtype() == DType::f32, "CUDA gemm called on ", a.desc());
+  check_internal(is_floating(a.dtype()), "CUDA gemm called on ", a.desc());
   if (batch == 0 || m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum: out = beta * out
     if (beta == 0) return fill(out, 0.0);
+    if (beta == 1) return;
     visit_floating(out, "gemm_scale", [&](auto tag) {
       using T = decltype(tag);
       map<T>("gemm_scale", out, Scale<T>{T(beta)}, arg<T>(out));
@@ -102,11 +117,12 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
   }
   check(batch <= INT32_MAX, "[matmul] batch of ", batch, " exceeds cuBLASLt's limit");
   Operand A = describe(b), B = describe(a);  // out^T = b^T a^T
-  const cudaDataType_t type = f64 ? CUDA_R_64F : CUDA_R_32F;
+  const cudaDataType_t type = data_type(a.dtype());
+  const bool tf32 = allow_tf32 && a.dtype() == DType::f32;
   const cublasComputeType_t compute =
-      f64 ? CUBLAS_COMPUTE_64F : (allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+      f64 ? CUBLAS_COMPUTE_64F : (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
   cublasLtMatmulDesc_t d = nullptr;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, type));
+  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, f64 ? CUDA_R_64F : CUDA_R_32F));
   MatmulDesc desc(d);
   STRATA_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &A.op, sizeof(A.op)));

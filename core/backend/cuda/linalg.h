@@ -7,7 +7,7 @@ namespace strata::cuda {
 
 /// out[b] = alpha * a[b] @ b[b] + beta * out[b]. a: (batch, m, k), b: (batch, k, n), out
 /// contiguous (batch, m, n); a and b may be transposed views. f32 (TF32 tensor cores when
-/// allow_tf32) or f64.
+/// allow_tf32), f64, or bf16/f16 (tensor cores, f32 accumulation and scaling).
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
           bool allow_tf32 = false);
 

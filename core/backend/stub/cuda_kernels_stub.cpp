@@ -1,6 +1,8 @@
 // The CUDA kernel entry points of a build without CUDA (STRATA_CUDA=OFF). No tensor can live
 // on a GPU in such a build, so these only link; each throws, naming the op, if ever reached.
+#include "core/backend/cuda/attention.h"
 #include "core/backend/cuda/availability.h"
+#include "core/backend/cuda/conv.h"
 #include "core/backend/cuda/copy.h"
 #include "core/backend/cuda/elementwise.h"
 #include "core/backend/cuda/embedding.h"
@@ -61,7 +63,12 @@ STRATA_CUDA_STUB(void, upsample_nearest2d, C, C, int64_t, int64_t)
 STRATA_CUDA_STUB(void, index_select, C, int64_t, C, C)
 STRATA_CUDA_STUB(void, index_add, C, int64_t, C, C, int64_t)
 STRATA_CUDA_STUB(void, gemm, C, C, C, double, double, bool)
+STRATA_CUDA_STUB(void, conv2d_forward, C, C, C, C, const cpu::ConvGeometry&)
+STRATA_CUDA_STUB(void, conv2d_input_grad, C, C, C, C, const cpu::ConvGeometry&)
+STRATA_CUDA_STUB(void, conv2d_weight_grad, C, C, C, const cpu::ConvGeometry&)
 STRATA_CUDA_STUB(void, sgd_step, const TL&, const TL&, const TL&, const cpu::SgdHyper&)
+STRATA_CUDA_STUB(void, attention_forward, C, C, C, C, bool, double, C, C)
+STRATA_CUDA_STUB(void, attention_backward, C, C, C, C, bool, double, C, C, C, C, C, C)
 STRATA_CUDA_STUB(void, adam_step, const TL&, const TL&, const TL&, const TL&, const TL&,
                  const cpu::AdamHyper&)
 

@@ -1,0 +1,155 @@
+// Issue 4's GPU test: an MLP on CUDA (linear + gelu, MSE or cross-entropy) trained 3 steps
+// with DataParallel over a one-rank NCCL communicator equals the same model trained without
+// DP; the global gradient norm on CUDA equals the CPU's. Labels unit and cuda: it runs on
+// every machine, skipping (with the reason) the parts that need a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/backend/cuda/availability.h"
+#include "core/nn/activation.h"
+#include "core/nn/container.h"
+#include "core/nn/linear.h"
+#include "core/ops.h"
+#include "core/optim/adam.h"
+#include "core/optim/sgd.h"
+#include "distributed/data_parallel.h"
+#include "distributed/grad_clip.h"
+#include "distributed/nccl_communicator.h"
+#include "tests/support/values.h"
+
+namespace strata::dist {
+namespace {
+
+constexpr int64_t kBatch = 12;
+
+std::shared_ptr<nn::Sequential> make_mlp(int64_t out_features) {
+  Generator gen(7);
+  auto m = std::make_shared<nn::Sequential>();
+  m->push_back(std::make_shared<nn::Linear>(nn::LinearOptions{8, 32}, gen));
+  m->push_back(std::make_shared<nn::GELU>());
+  m->push_back(std::make_shared<nn::Linear>(nn::LinearOptions{32, out_features}, gen));
+  m->to(Device::cuda(0));
+  return m;
+}
+
+struct Batch {
+  Tensor x, y;
+};
+
+Batch batch(const std::string& loss, int step) {
+  Generator gen(500 + step);
+  Tensor x = randn({kBatch, 8}, gen);
+  Tensor y = loss == "mse" ? randn({kBatch, 4}, gen) : randint(0, 5, {kBatch}, gen);
+  return {x.to(Device::cuda(0)), y.to(Device::cuda(0))};
+}
+
+/// Three steps of `m` (SGD with momentum, or AdamW), all-reducing through `dp` when given.
+void train(nn::Sequential& m, const std::string& loss, const std::string& optimizer,
+           DataParallel* dp) {
+  std::unique_ptr<optim::Optimizer> opt;
+  if (optimizer == "sgd") {
+    opt = std::make_unique<optim::SGD>(m.parameters(),
+                                       optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
+  } else {
+    optim::AdamWOptions o;
+    o.lr = 1e-2;
+    o.weight_decay = 0.01;
+    opt = std::make_unique<optim::AdamW>(m.parameters(), o);
+  }
+  for (int step = 0; step < 3; ++step) {
+    const Batch b = batch(loss, step);
+    opt->zero_grad();
+    Tensor out = m.forward(b.x);
+    (loss == "mse" ? mse_loss(out, b.y) : cross_entropy(out, b.y)).backward();
+    if (dp) dp->finish_gradients();
+    opt->step();
+  }
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double d = 0;
+  for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::abs(x[i] - y[i]));
+  return d;
+}
+
+struct Run {
+  const char* loss;
+  const char* optimizer;
+};
+void PrintTo(const Run& r, std::ostream* os) { *os << r.loss << " + " << r.optimizer; }
+
+class NcclDataParallel : public ::testing::TestWithParam<Run> {};
+
+TEST_P(NcclDataParallel, OneRankMatchesNoDp) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  const auto [loss, optimizer] = GetParam();
+  const int64_t outs = std::string(loss) == "mse" ? 4 : 5;
+  auto plain = make_mlp(outs);
+  auto initial = make_mlp(outs);
+  train(*plain, loss, optimizer, nullptr);
+
+  auto single = make_single_communicator();
+  std::shared_ptr<Communicator> nccl = make_nccl_communicator(*single, 0);
+  ASSERT_STREQ(nccl->backend(), "nccl");
+  ASSERT_EQ(nccl->size(), 1);
+  auto replica = make_mlp(outs);
+  DataParallel dp(*replica, nccl);
+  train(*replica, loss, optimizer, &dp);
+
+  auto want = plain->named_parameters(), got = replica->named_parameters(),
+       init = initial->named_parameters();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(got[i].second.device().is_cuda()) << got[i].first;
+    // Averaging over one rank is exact: DP must not change a single bit.
+    EXPECT_EQ(max_abs_diff(got[i].second, want[i].second), 0.0) << got[i].first;
+    EXPECT_GT(max_abs_diff(got[i].second, init[i].second), 1e-4)
+        << got[i].first << " did not train";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Mlp, NcclDataParallel,
+                         ::testing::Values(Run{"mse", "sgd"}, Run{"cross_entropy", "adamw"}),
+                         [](const auto& info) {
+                           return std::string(info.param.loss) + "_" + info.param.optimizer;
+                         });
+
+// Gradients on CUDA: the p-norm (replicated, and sharded through NCCL's all-reduce) equals the
+// CPU's, and clipping scales them as on the CPU.
+TEST(NcclGradNorm, CudaMatchesCpu) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  auto single = make_single_communicator();
+  std::shared_ptr<Communicator> nccl = make_nccl_communicator(*single, 0);
+  Generator gen(3);
+  std::vector<Tensor> cpu_grads{randn({100}, gen), randn({7, 9}, gen), Tensor(), randn({3}, gen)};
+  std::vector<Tensor> gpu_grads;
+  for (const Tensor& g : cpu_grads) gpu_grads.push_back(g.defined() ? g.to(Device::cuda(0)) : g);
+  for (double p : {2.0, 1.0, 3.0, std::numeric_limits<double>::infinity()}) {
+    const double want = global_grad_norm(cpu_grads, p, *single, GradSharding::replicated);
+    for (GradSharding s : {GradSharding::replicated, GradSharding::sharded}) {
+      const double got = global_grad_norm(gpu_grads, p, *nccl, s);
+      EXPECT_NEAR(got, want, 1e-6 * want) << "p = " << p;
+    }
+  }
+}
+
+// A device that is not there is refused with the reason: without a GPU (or without CUDA in
+// the build) cuda:0, on the GPU machine cuda:99.
+TEST(NcclCommunicator, MissingDeviceFailsWithOneClearError) {
+  const bool gpu = cuda_unavailable_reason().empty();
+  const int device = gpu ? 99 : 0;
+  auto single = make_single_communicator();
+  const std::string msg = testing::message_of([&] { make_nccl_communicator(*single, device); });
+  EXPECT_EQ(msg.rfind("[nccl] ", 0), 0u) << msg;
+  const std::string want = nccl_available() ? str_cat("cuda:", device, " is not available")
+                                            : std::string("this build of strata has no CUDA");
+  EXPECT_NE(msg.find(want), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace strata::dist

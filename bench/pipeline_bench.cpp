@@ -164,7 +164,7 @@ void report(const pp::ScheduleOptions& o, const Measured& r, bool core_per_rank)
   bool trustworthy = core_per_rank && inflation < 1.25;
   std::printf(
       "{\"ranks\": %d, \"schedule\": \"%s\", \"m\": %lld, \"v\": %lld, \"step_ms\": %.2f, "
-      "\"bubble_measured\": %.4f, \"bubble_theory\": %.4f, \"diff_pp\": %+.2f, "
+      "\"bubble_measured\": %.4f, \"bubble_theory\": %.4f, \"diff_pp\": %.2f, "
       "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"inflation\": %.2f, "
       "\"peak_act_mb_stage0\": %.2f, \"peak_act_mb_max_stage\": %.2f, \"trustworthy\": %s}\n",
       o.stages, pp::schedule_kind_name(o.kind), (long long)o.microbatches,

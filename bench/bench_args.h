@@ -2,6 +2,7 @@
 // optional string keys (e.g. --trace=PREFIX), each checked against the benchmark's defaults.
 #pragma once
 
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -32,6 +33,17 @@ inline BenchArgs parse_bench_args(int argc, char** argv, const char* bench, Benc
     defaults.num[key] = std::stod(value);
   }
   return defaults;
+}
+
+/// A benchmark's main: runs `run`; a strata::Error (a bad option, a failed check) becomes
+/// "error: ..." on stderr and exit code 2.
+inline int run_main(int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 }
 
 }  // namespace strata::bench

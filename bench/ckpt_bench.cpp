@@ -198,11 +198,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace strata
 
-int main(int argc, char** argv) {
-  try {
-    return strata::run(argc, argv);
-  } catch (const strata::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return strata::bench::run_main(strata::run, argc, argv); }

@@ -190,17 +190,9 @@ void report(int n, const StepResult& r, const Bandwidth& bw) {
 }
 
 }  // namespace
-}  // namespace strata
 
-int main(int argc, char** argv) {
-  using namespace strata;
-  Args a;
-  try {
-    a = parse(argc, argv);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+int run(int argc, char** argv) {
+  Args a = parse(argc, argv);  // before MPI starts: a bad option needs no runtime
   dist::MpiRuntime runtime(&argc, &argv);
   auto world = runtime.world();
   dist::Timeline timeline(world->rank());
@@ -216,3 +208,7 @@ int main(int argc, char** argv) {
   world->barrier();
   return 0;
 }
+
+}  // namespace strata
+
+int main(int argc, char** argv) { return strata::bench::run_main(strata::run, argc, argv); }

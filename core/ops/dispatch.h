@@ -6,15 +6,11 @@
 // cuda::<kernel> from backend/cuda/<family>.h, which declare the same signatures. The CUDA
 // headers include no CUDA code, so op files compile in every build; a build without CUDA links
 // backend/stub/cuda_kernels_stub.cpp instead of the .cu files (no tensor can reach it there).
-// Ops without a CUDA kernel yet call require_cpu_kernel, which names the op and the device.
 #pragma once
 
 #include "core/tensor.h"
 
 namespace strata {
-
-/// Throws unless t is on the CPU: for ops whose CUDA kernels do not exist yet (issue 3).
-void require_cpu_kernel(const char* op, const Tensor& t);
 
 /// True when an op on `t` runs its CUDA kernel; callers have checked that inputs share t's
 /// device.

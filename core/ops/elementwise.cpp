@@ -129,11 +129,6 @@ Tensor fused_unary_op(UnaryOp op, const Tensor& x, Deriv deriv, bool uses_output
 
 }  // namespace
 
-void require_cpu_kernel(const char* op, const Tensor& t) {
-  check(t.device().is_cpu(), "[", op, "] has no kernel for ", t.desc(),
-        " in this build yet; run on the CPU (device: cpu)");
-}
-
 Tensor scalar_like(double value, const Tensor& like) {
   return scalar_tensor(value, like.dtype(), like.device());
 }

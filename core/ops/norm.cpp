@@ -137,8 +137,12 @@ Grads batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& x3, co
   Tensor gx = x.requires_grad() ? empty(x3.shape(), x3.dtype(), x3.device()) : Tensor();
   Tensor gw = w.defined() && w.requires_grad() ? empty({C}, x3.dtype(), x3.device()) : Tensor();
   Tensor gb = b.defined() && b.requires_grad() ? empty({C}, x3.dtype(), x3.device()) : Tensor();
-  cpu::channel_norm_backward(g.contiguous().reshape(x3.shape()), x3, mu, rstd, flat_param(w, C), gx,
-                             gw, gb);
+  Tensor g3 = g.contiguous().reshape(x3.shape());
+  if (on_cuda(x3)) {
+    cuda::channel_norm_backward(g3, x3, mu, rstd, flat_param(w, C), gx, gw, gb);
+  } else {
+    cpu::channel_norm_backward(g3, x3, mu, rstd, flat_param(w, C), gx, gw, gb);
+  }
   return {gx.defined() ? gx.reshape(x.shape()) : gx, gw, gb};
 }
 
@@ -164,7 +168,6 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
     return autocast::run_f32(batch_norm, x, running_mean, running_var, weight, bias, training,
                              momentum, eps);
   check_input("batch_norm", x, 2, "(N, C) or (N, C, ...)");
-  require_cpu_kernel("batch_norm", x);  // the channel kernels have no CUDA version yet
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(N * C, 1);
   check_param("batch_norm", weight, "weight", {C}, x);
   check_param("batch_norm", bias, "bias", {C}, x);
@@ -180,7 +183,11 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   }
   Tensor x3 = x.detach().contiguous().reshape({N, C, S});
   Tensor mu = empty({C}, x.dtype(), x.device()), var = empty({C}, x.dtype(), x.device());
-  cpu::channel_stats(x3, mu, var);
+  if (on_cuda(x3)) {
+    cuda::channel_stats(x3, mu, var);
+  } else {
+    cpu::channel_stats(x3, mu, var);
+  }
   Tensor rstd;
   {
     NoGradGuard guard;
@@ -188,7 +195,11 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   }
   update_running(running_mean, running_var, mu, var, momentum, N * S);
   Tensor out = empty({N, C, S}, x.dtype(), x.device());
-  cpu::channel_norm(x3, mu, rstd, flat_param(weight, C), flat_param(bias, C), out);
+  if (on_cuda(x3)) {
+    cuda::channel_norm(x3, mu, rstd, flat_param(weight, C), flat_param(bias, C), out);
+  } else {
+    cpu::channel_norm(x3, mu, rstd, flat_param(weight, C), flat_param(bias, C), out);
+  }
   return record("batch_norm", out.reshape(x.shape()), {x, weight, bias},
                 [x, x3, weight, bias, mu, rstd, eps](const Tensor& g) {
                   return batch_norm_backward(g, x, x3, weight, bias, mu, rstd, eps);

@@ -5,6 +5,7 @@
 
 #include "core/autograd/node.h"
 #include "core/backend/cpu/pool.h"
+#include "core/backend/cuda/pool.h"
 #include "core/ops/dispatch.h"
 
 namespace strata {
@@ -55,7 +56,8 @@ Tensor max_gather(const Tensor& x, const Tensor& idx, const cpu::PoolGeometry& g
 
 Tensor max_scatter(const Tensor& gy, const Tensor& idx, const cpu::PoolGeometry& g) {
   Tensor gx = compute(gy, in_shape(gy.shape(), g), [&](const Tensor& src, const Tensor& out) {
-    cpu::max_pool2d_scatter(src, idx, out, g);
+    on_cuda(src) ? cuda::max_pool2d_scatter(src, idx, out, g)
+                 : cpu::max_pool2d_scatter(src, idx, out, g);
   });
   return record("max_pool2d_backward", gx, {gy},
                 [idx, g](const Tensor& gg) { return std::vector<Tensor>{max_gather(gg, idx, g)}; });
@@ -63,7 +65,8 @@ Tensor max_scatter(const Tensor& gy, const Tensor& idx, const cpu::PoolGeometry&
 
 Tensor max_gather(const Tensor& x, const Tensor& idx, const cpu::PoolGeometry& g) {
   Tensor y = compute(x, out_shape(x.shape(), g), [&](const Tensor& src, const Tensor& out) {
-    cpu::max_pool2d_gather(src, idx, out, g);
+    on_cuda(src) ? cuda::max_pool2d_gather(src, idx, out, g)
+                 : cpu::max_pool2d_gather(src, idx, out, g);
   });
   return record("max_pool2d_gather", y, {x}, [idx, g](const Tensor& gg) {
     return std::vector<Tensor>{max_scatter(gg, idx, g)};
@@ -75,8 +78,9 @@ Tensor max_gather(const Tensor& x, const Tensor& idx, const cpu::PoolGeometry& g
 Tensor avg_backward(const Tensor& gy, const cpu::PoolGeometry& g);
 
 Tensor avg_forward(const Tensor& x, const cpu::PoolGeometry& g) {
-  Tensor y = compute(x, out_shape(x.shape(), g),
-                     [&](const Tensor& src, const Tensor& out) { cpu::avg_pool2d(src, out, g); });
+  Tensor y = compute(x, out_shape(x.shape(), g), [&](const Tensor& src, const Tensor& out) {
+    on_cuda(src) ? cuda::avg_pool2d(src, out, g) : cpu::avg_pool2d(src, out, g);
+  });
   const char* name = g.adaptive ? "adaptive_avg_pool2d" : "avg_pool2d";
   return record(name, y, {x},
                 [g](const Tensor& gg) { return std::vector<Tensor>{avg_backward(gg, g)}; });
@@ -84,7 +88,7 @@ Tensor avg_forward(const Tensor& x, const cpu::PoolGeometry& g) {
 
 Tensor avg_backward(const Tensor& gy, const cpu::PoolGeometry& g) {
   Tensor gx = compute(gy, in_shape(gy.shape(), g), [&](const Tensor& src, const Tensor& out) {
-    cpu::avg_pool2d_backward(src, out, g);
+    on_cuda(src) ? cuda::avg_pool2d_backward(src, out, g) : cpu::avg_pool2d_backward(src, out, g);
   });
   const char* name = g.adaptive ? "adaptive_avg_pool2d_backward" : "avg_pool2d_backward";
   return record(name, gx, {gy},
@@ -96,7 +100,6 @@ Tensor avg_backward(const Tensor& gy, const cpu::PoolGeometry& g) {
 void check_input(const char* op, const Tensor& x) {
   check_dim(op, x, 4, "input (N, C, H, W)");
   check_floating(op, x);
-  require_cpu_kernel(op, x);
 }
 
 /// Checks the window parameters and returns the output size (torch's floor rule).
@@ -127,7 +130,7 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   cpu::PoolGeometry g = geometry(x.shape(), out, kernel, stride, padding, false);
   Tensor idx = empty(out_shape(x.shape(), g), DType::i64, x.device());
   Tensor y = compute(x, out_shape(x.shape(), g), [&](const Tensor& src, const Tensor& dst) {
-    cpu::max_pool2d(src, dst, idx, g);
+    on_cuda(src) ? cuda::max_pool2d(src, dst, idx, g) : cpu::max_pool2d(src, dst, idx, g);
   });
   return record("max_pool2d", y, {x}, [idx, g](const Tensor& gy) {
     return std::vector<Tensor>{max_scatter(gy, idx, g)};

@@ -2,6 +2,7 @@
 #include "core/optim/adagrad.h"
 
 #include "core/backend/cpu/optim.h"
+#include "core/backend/cuda/optim.h"
 #include "core/ops/dispatch.h"
 
 namespace strata::optim {
@@ -24,14 +25,13 @@ void Adagrad::validate(size_t g) const {
 }
 
 void Adagrad::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
-  check(!on_cuda(param), "[Adagrad] has no CUDA kernel yet (parameter ", i, " of group ", g, ": ",
-        param.desc(), "); use SGD, Adam or AdamW on CUDA, or train on the CPU (device: cpu)");
   const double t = bump_counter(g, i, "step");
   cpu::AdagradHyper h;
   h.clr = *groups()[g].lr / (1 + (t - 1) * option(g, "lr_decay"));
   h.eps = option(g, "eps");
   h.weight_decay = *groups()[g].weight_decay;
   Tensor& sum = slot(g, i, "sum", option(g, "initial_accumulator_value"));
+  if (on_cuda(param)) return cuda::adagrad_step({param}, {grad}, {sum}, h);
   cpu::adagrad_step(param, grad, sum, h);
 }
 

@@ -2,6 +2,7 @@
 #include "core/optim/rmsprop.h"
 
 #include "core/backend/cpu/optim.h"
+#include "core/backend/cuda/optim.h"
 #include "core/ops/dispatch.h"
 
 namespace strata::optim {
@@ -25,8 +26,6 @@ void RMSprop::validate(size_t g) const {
 }
 
 void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
-  check(!on_cuda(param), "[RMSprop] has no CUDA kernel yet (parameter ", i, " of group ", g, ": ",
-        param.desc(), "); use SGD, Adam or AdamW on CUDA, or train on the CPU (device: cpu)");
   cpu::RmspropHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;
@@ -37,6 +36,7 @@ void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad
   Tensor& sq = slot(g, i, "square_avg");
   Tensor avg = h.centered ? slot(g, i, "grad_avg") : Tensor();
   Tensor buf = h.momentum > 0 ? slot(g, i, "momentum_buffer") : Tensor();
+  if (on_cuda(param)) return cuda::rmsprop_step({param}, {grad}, {sq}, {avg}, {buf}, h);
   cpu::rmsprop_step(param, grad, sq, avg, buf, h);
 }
 

@@ -1,6 +1,7 @@
 // Layer norm on the GPU: one block per row for the statistics (two passes, f64 sums, as the
 // CPU) and for the input gradient; weight and bias gradients sum over row chunks with one
-// thread per column, then over the chunks in a fixed order.
+// thread per column, then over the chunks in a fixed order. Batch norm: one block per channel
+// sums its N runs of S elements (f64, as the CPU), then writes that channel's gradients.
 #include <algorithm>
 
 #include "core/backend/cuda/copy.h"
@@ -90,6 +91,70 @@ __global__ void layer_norm_param_finish(const double2* part, int64_t splits, int
   }
 }
 
+/// Mean and biased variance of each channel of x (N, C, S), two passes in f64.
+template <class T>
+__global__ void channel_stats_kernel(const T* x, T* mean, T* var, int64_t N, int64_t C, int64_t S) {
+  const int64_t M = N * S;
+  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+    double s = 0;
+    for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
+      s += double(x[(i / S * C + c) * S + i % S]);
+    const double m = block_reduce(s, Sum{}, 0.0) / double(M);
+    double q = 0;
+    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
+      const double d = double(x[(i / S * C + c) * S + i % S]) - m;
+      q += d * d;
+    }
+    const double v = block_reduce(q, Sum{}, 0.0) / double(M);
+    if (threadIdx.x == 0) {
+      mean[c] = T(m);
+      var[c] = T(v);
+    }
+  }
+}
+
+/// y = x * scale[c] + shift[c], the statistics and the affine folded as on the CPU.
+template <class T>
+__global__ void channel_norm_kernel(const T* x, const T* mean, const T* rstd, const T* w,
+                                    const T* b, T* out, int64_t n, int64_t C, int64_t S) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    const int64_t c = i / S % C;
+    const T scale = rstd[c] * (w ? w[c] : T(1));
+    const T shift = (b ? b[c] : T(0)) - mean[c] * scale;
+    out[i] = x[i] * scale + shift;
+  }
+}
+
+/// Per channel: gw = sum(g * xhat), gb = sum(g), then gx (each optional).
+template <class T>
+__global__ void channel_norm_backward_kernel(const T* g, const T* x, const T* mean, const T* rstd,
+                                             const T* w, T* gx, T* gw, T* gb, int64_t N, int64_t C,
+                                             int64_t S) {
+  const int64_t M = N * S;
+  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+    const T mu = mean[c], rs = rstd[c];
+    double sg = 0, sgx = 0;
+    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
+      const int64_t at = (i / S * C + c) * S + i % S;
+      sg += g[at];
+      sgx += g[at] * (x[at] - mu) * rs;
+    }
+    sg = block_reduce(sg, Sum{}, 0.0);
+    sgx = block_reduce(sgx, Sum{}, 0.0);
+    if (threadIdx.x == 0) {
+      if (gw) gw[c] = T(sgx);
+      if (gb) gb[c] = T(sg);
+    }
+    if (!gx) continue;
+    const T k = rs * (w ? w[c] : T(1)), c1 = T(sg / double(M)), c2 = T(sgx / double(M));
+    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
+      const int64_t at = (i / S * C + c) * S + i % S;
+      gx[at] = k * (g[at] - c1 - (x[at] - mu) * rs * c2);
+    }
+  }
+}
+
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
 
 }  // namespace
@@ -136,6 +201,42 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean, c
                                                                          mptr<T>(gw), mptr<T>(gb));
       STRATA_CUDA_CHECK_LAUNCH("layer_norm_param_finish");
     }
+  });
+}
+
+void channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
+  const int64_t N = x.shape()[0], C = x.shape()[1], S = x.shape()[2];
+  if (C == 0) return;
+  visit_floating(x, "channel_stats", [&](auto tag) {
+    using T = decltype(tag);
+    channel_stats_kernel<T><<<row_grid(C), kThreads, 0, stream_for(x.device())>>>(
+        cptr<T>(x), mptr<T>(mean), mptr<T>(var), N, C, S);
+    STRATA_CUDA_CHECK_LAUNCH("channel_stats");
+  });
+}
+
+void channel_norm(const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w,
+                  const Tensor& b, const Tensor& out) {
+  const int64_t n = x.numel(), C = x.shape()[1], S = x.shape()[2];
+  if (n == 0) return;
+  visit_floating(x, "channel_norm", [&](auto tag) {
+    using T = decltype(tag);
+    channel_norm_kernel<T><<<blocks_for(n), kThreads, 0, stream_for(x.device())>>>(
+        cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), cptr<T>(b), mptr<T>(out), n, C, S);
+    STRATA_CUDA_CHECK_LAUNCH("channel_norm");
+  });
+}
+
+void channel_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& w, const Tensor& gx, const Tensor& gw, const Tensor& gb) {
+  const int64_t N = x.shape()[0], C = x.shape()[1], S = x.shape()[2];
+  if (C == 0) return;
+  visit_floating(x, "channel_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    channel_norm_backward_kernel<T><<<row_grid(C), kThreads, 0, stream_for(x.device())>>>(
+        cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), mptr<T>(gx), mptr<T>(gw),
+        mptr<T>(gb), N, C, S);
+    STRATA_CUDA_CHECK_LAUNCH("channel_norm_backward");
   });
 }
 

@@ -74,6 +74,59 @@ __global__ void adam_kernel(TensorBatch<5> tb, cpu::AdamHyper h) {
   }
 }
 
+template <class P, class S>
+__global__ void adagrad_kernel(TensorBatch<3> tb, cpu::AdagradHyper h) {
+  const int t = blockIdx.y;
+  P* p = static_cast<P*>(tb.ptr[0][t]);
+  const P* g = static_cast<const P*>(tb.ptr[1][t]);
+  S* acc = static_cast<S*>(tb.ptr[2][t]);
+  const S clr = S(h.clr), eps = S(h.eps), wd = S(h.weight_decay);
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < tb.n[t]; i += step) {
+    S w = convert<S>(p[i]);
+    S d = convert<S>(g[i]);
+    if (wd != S(0)) d = d + wd * w;
+    S a = acc[i] + d * d;
+    acc[i] = a;
+    p[i] = convert<P>(w + -clr * d / (::sqrt(a) + eps));
+  }
+}
+
+template <class P, class S>
+__global__ void rmsprop_kernel(TensorBatch<5> tb, cpu::RmspropHyper h) {
+  const int t = blockIdx.y;
+  P* p = static_cast<P*>(tb.ptr[0][t]);
+  const P* g = static_cast<const P*>(tb.ptr[1][t]);
+  S *sq = static_cast<S*>(tb.ptr[2][t]), *ga = static_cast<S*>(tb.ptr[3][t]);
+  S* b = static_cast<S*>(tb.ptr[4][t]);
+  const S lr = S(h.lr), alpha = S(h.alpha), eps = S(h.eps), wd = S(h.weight_decay);
+  const S mom = S(h.momentum);
+  const bool use_mom = h.momentum > 0;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < tb.n[t]; i += step) {
+    S w = convert<S>(p[i]);
+    S d = convert<S>(g[i]);
+    if (wd != S(0)) d = d + wd * w;
+    S s = sq[i] * alpha + (S(1) - alpha) * d * d;
+    sq[i] = s;
+    S avg;
+    if (h.centered) {
+      S a = ga[i] * alpha + d * (S(1) - alpha);
+      ga[i] = a;
+      avg = ::sqrt(s - a * a) + eps;
+    } else {
+      avg = ::sqrt(s) + eps;
+    }
+    if (use_mom) {
+      S m = b[i] * mom + d / avg;
+      b[i] = m;
+      p[i] = convert<P>(w - lr * m);
+    } else {
+      p[i] = convert<P>(w + -lr * d / avg);
+    }
+  }
+}
+
 /// Calls fn(P{}, S{}) with the parameter type and its state type (f32 for bf16/f16).
 template <class Fn>
 void visit_param(const Tensor& param, Fn&& fn) {
@@ -152,6 +205,42 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
                    [&](const TensorBatch<5>& tb, dim3 grid) {
                      adam_kernel<P, S><<<grid, kThreads, 0, stream>>>(tb, h);
                      STRATA_CUDA_CHECK_LAUNCH("adam_step");
+                   });
+  });
+}
+
+void adagrad_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                  const std::vector<Tensor>& sums, const cpu::AdagradHyper& h) {
+  if (params.empty()) return;
+  check_internal(grads.size() == params.size() && sums.size() == params.size(),
+                 "adagrad_step: state lists do not match ", params.size(), " params");
+  cudaStream_t stream = stream_for(params[0].device());
+  visit_param(params[0], [&](auto p_tag, auto s_tag) {
+    using P = decltype(p_tag);
+    using S = decltype(s_tag);
+    for_batches<3>(params, {&params, &grads, &sums}, [&](const TensorBatch<3>& tb, dim3 grid) {
+      adagrad_kernel<P, S><<<grid, kThreads, 0, stream>>>(tb, h);
+      STRATA_CUDA_CHECK_LAUNCH("adagrad_step");
+    });
+  });
+}
+
+void rmsprop_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                  const std::vector<Tensor>& square_avg, const std::vector<Tensor>& grad_avg,
+                  const std::vector<Tensor>& bufs, const cpu::RmspropHyper& h) {
+  if (params.empty()) return;
+  check_internal(grads.size() == params.size() && square_avg.size() == params.size(),
+                 "rmsprop_step: state lists do not match ", params.size(), " params");
+  check_internal(!h.centered || grad_avg.size() == params.size(), "rmsprop_step: grad_avg");
+  check_internal(h.momentum <= 0 || bufs.size() == params.size(), "rmsprop_step: buffers");
+  cudaStream_t stream = stream_for(params[0].device());
+  visit_param(params[0], [&](auto p_tag, auto s_tag) {
+    using P = decltype(p_tag);
+    using S = decltype(s_tag);
+    for_batches<5>(params, {&params, &grads, &square_avg, &grad_avg, &bufs},
+                   [&](const TensorBatch<5>& tb, dim3 grid) {
+                     rmsprop_kernel<P, S><<<grid, kThreads, 0, stream>>>(tb, h);
+                     STRATA_CUDA_CHECK_LAUNCH("rmsprop_step");
                    });
   });
 }

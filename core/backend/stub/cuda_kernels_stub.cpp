@@ -11,6 +11,7 @@
 #include "core/backend/cuda/loss.h"
 #include "core/backend/cuda/norm.h"
 #include "core/backend/cuda/optim.h"
+#include "core/backend/cuda/pool.h"
 #include "core/backend/cuda/reduce.h"
 #include "core/backend/cuda/softmax.h"
 
@@ -54,6 +55,14 @@ STRATA_CUDA_STUB(void, cross_entropy, C, C, C, C, int64_t, double)
 STRATA_CUDA_STUB(void, cross_entropy_backward, C, C, C, C, C, int64_t, double)
 STRATA_CUDA_STUB(void, layer_norm, C, C, C, C, C, C, double)
 STRATA_CUDA_STUB(void, layer_norm_backward, C, C, C, C, C, C, C, C)
+STRATA_CUDA_STUB(void, channel_stats, C, C, C)
+STRATA_CUDA_STUB(void, channel_norm, C, C, C, C, C, C)
+STRATA_CUDA_STUB(void, channel_norm_backward, C, C, C, C, C, C, C, C)
+STRATA_CUDA_STUB(void, max_pool2d, C, C, C, const cpu::PoolGeometry&)
+STRATA_CUDA_STUB(void, max_pool2d_scatter, C, C, C, const cpu::PoolGeometry&)
+STRATA_CUDA_STUB(void, max_pool2d_gather, C, C, C, const cpu::PoolGeometry&)
+STRATA_CUDA_STUB(void, avg_pool2d, C, C, const cpu::PoolGeometry&)
+STRATA_CUDA_STUB(void, avg_pool2d_backward, C, C, const cpu::PoolGeometry&)
 STRATA_CUDA_STUB(void, dropout, C, C, C, uint64_t, uint64_t, float, double)
 STRATA_CUDA_STUB(void, dropout_backward, C, C, C, double)
 STRATA_CUDA_STUB(int64_t, first_out_of_range, C, int64_t)
@@ -71,6 +80,9 @@ STRATA_CUDA_STUB(void, attention_forward, C, C, C, C, bool, double, C, C)
 STRATA_CUDA_STUB(void, attention_backward, C, C, C, C, bool, double, C, C, C, C, C, C)
 STRATA_CUDA_STUB(void, adam_step, const TL&, const TL&, const TL&, const TL&, const TL&,
                  const cpu::AdamHyper&)
+STRATA_CUDA_STUB(void, adagrad_step, const TL&, const TL&, const TL&, const cpu::AdagradHyper&)
+STRATA_CUDA_STUB(void, rmsprop_step, const TL&, const TL&, const TL&, const TL&, const TL&,
+                 const cpu::RmspropHyper&)
 
 #undef STRATA_CUDA_STUB
 

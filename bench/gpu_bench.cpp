@@ -1,14 +1,16 @@
 // GPU throughput of strata on one CUDA device, printed as one JSON line per case: a GPT-2
 // small (124M) AdamW training step (tokens/s and MFU against the H100's 989 TFLOP/s dense
-// bf16 peak), the fused attention forward and forward+backward, and cuBLASLt GEMMs in bf16,
-// TF32 and f32 (TFLOP/s). tools/gpu_check.sh
+// bf16 peak), a ResNet-50 SGD training step (images/s), the fused attention forward and
+// forward+backward, and cuBLASLt GEMMs in bf16, TF32 and f32 (TFLOP/s). tools/gpu_check.sh
 // runs it beside bench/torch_gpu_bench.py (same shapes) and writes the ratios.
 //
-//   strata_gpu_bench [--case=all|gemm|attention|gpt2] [--batch=16] [--seq=1024] [--layers=12]
-//                    [--steps=5] [--warmup=2] [--amp=0|1] [--gemm_n=8192]
+//   strata_gpu_bench [--case=all|gemm|attention|gpt2|resnet50, or a comma list] [--batch=16]
+//                    [--seq=1024] [--layers=12] [--steps=5] [--warmup=2] [--amp=0|1]
+//                    [--gemm_n=8192] [--image_batch=128] [--image_size=224]
 //
 // --amp=1 runs the model under bf16 autocast; the default (0) is f32 storage with FP32
 // cuBLASLt GEMMs (no TF32, no bf16 GEMM kernel yet), which the output says in "precision".
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -21,8 +23,11 @@
 #include "core/backend/cuda/availability.h"
 #include "core/backend/cuda/linalg.h"
 #include "core/ops.h"
+#include "core/ops/loss.h"
 #include "core/optim/adam.h"
+#include "core/optim/sgd.h"
 #include "models/gpt.h"
+#include "models/resnet_imagenet.h"
 
 namespace strata {
 namespace {
@@ -84,6 +89,51 @@ void bench_gpt2(const bench::BenchArgs& a, Device dev) {
       s * 1e3, tokens_per_s, tokens_per_s * flops_per_token / kPeakFlops, kPeakFlops, loss_value,
       static_cast<double>(mem.peak_bytes) / (1 << 30));
   std::fflush(stdout);
+}
+
+/// torchvision's ResNet-50 trained with SGD (momentum 0.9) on random images and labels;
+/// batch norm in training mode, NCHW, the loss under autocast as in torch's recipe.
+void bench_resnet50(const bench::BenchArgs& a, Device dev) {
+  const int64_t B = static_cast<int64_t>(a.num.at("image_batch")),
+                S = static_cast<int64_t>(a.num.at("image_size"));
+  const bool amp = a.num.at("amp") != 0;
+  Generator gen(5);
+  models::ImageNetResNet model(50, 1000, gen);
+  model.to(dev);
+  Tensor x = randn({B, 3, S, S}, gen).to(dev), y = randint(0, 1000, {B}, gen).to(dev);
+  optim::SGD opt(model.trainable_parameters(), {.lr = 0.1, .momentum = 0.9});
+  auto loss_of = [&] {
+    AutocastGuard guard(amp ? std::optional<DType>(DType::bf16) : std::nullopt);
+    return cross_entropy(model.forward(x), y);
+  };
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = loss_of();
+    loss.backward();
+    opt.step();
+  };
+  const double s = seconds_per_call(step, dev, static_cast<int>(a.num.at("warmup")),
+                                    static_cast<int>(a.num.at("steps")));
+  double loss_value = 0;
+  {
+    NoGradGuard guard;
+    loss_value = loss_of().item();
+  }
+  const MemoryStats mem = cuda_backend().memory_stats(dev);
+  std::printf(
+      "{\"case\": \"resnet50_train_step\", \"precision\": \"%s\", \"batch\": %lld, "
+      "\"image_size\": %lld, \"params\": %lld, \"step_ms\": %.2f, \"images_per_s\": %.1f, "
+      "\"loss_after\": %.4f, \"peak_mem_gib\": %.2f}\n",
+      amp ? "bf16 autocast (f32 master weights)" : "f32 (no TF32)", static_cast<long long>(B),
+      static_cast<long long>(S), static_cast<long long>(model.num_parameters()), s * 1e3, B / s,
+      loss_value, static_cast<double>(mem.peak_bytes) / (1 << 30));
+  std::fflush(stdout);
+}
+
+/// Whether --case (all, one case or a comma list) asks for `name`.
+bool wants(const std::string& cases, const std::string& name) {
+  if (cases == "all") return true;
+  return ("," + cases + ",").find("," + name + ",") != std::string::npos;
 }
 
 /// One n x n x n GEMM per precision: bf16 and exact f32 through matmul, TF32 through the
@@ -156,21 +206,27 @@ int main(int argc, char** argv) {
                                {"steps", 5},
                                {"warmup", 2},
                                {"amp", 0},
-                               {"gemm_n", 8192}},
+                               {"gemm_n", 8192},
+                               {"image_batch", 128},
+                               {"image_size", 224}},
                               {{"case", "all"}}};
     const bench::BenchArgs a = bench::parse_bench_args(argc, argv, "gpu_bench", defaults);
+    const std::string c = a.str.at("case");
+    int64_t known = 0;  // every name in the list must be a case
+    for (const char* n : {"gemm", "attention", "gpt2", "resnet50"}) known += wants(c, n) ? 1 : 0;
+    check(c == "all" || known == std::count(c.begin(), c.end(), ',') + 1,
+          "[gpu_bench] unknown --case=", c,
+          "; use all, or gemm, attention, gpt2, resnet50 (one, or a comma list)");
     const std::string why = cuda_unavailable_reason();
     check(why.empty(), "[gpu_bench] needs a CUDA GPU: ", why);
-    const std::string c = a.str.at("case");
-    check(c == "all" || c == "gpt2" || c == "attention" || c == "gemm",
-          "[gpu_bench] unknown --case=", c, "; use all, gemm, attention or gpt2");
     const Device dev = Device::cuda(0);
-    if (c == "all" || c == "gemm") bench_gemm(a, dev);
-    if (c == "all" || c == "attention") {
+    if (wants(c, "gemm")) bench_gemm(a, dev);
+    if (wants(c, "attention")) {
       bench_attention(a, dev, DType::bf16);
       bench_attention(a, dev, DType::f32);
     }
-    if (c == "all" || c == "gpt2") bench_gpt2(a, dev);
+    if (wants(c, "gpt2")) bench_gpt2(a, dev);
+    if (wants(c, "resnet50")) bench_resnet50(a, dev);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch side of strata_gpu_bench (tools/gpu_check.sh runs both on the same GPU): eager
-GPT-2 small (124M) AdamW training steps and F.scaled_dot_product_attention with the same
-shapes, one JSON line per case with the same keys.
+GPT-2 small (124M) AdamW training steps, ResNet-50 SGD training steps and
+F.scaled_dot_product_attention with the same shapes, one JSON line per case with the same keys.
 
-  python3 bench/torch_gpu_bench.py [--case all|gemm|attention|gpt2] [--batch 16] [--seq 1024]
-                                   [--layers 12] [--steps 5] [--warmup 2] [--amp 0|1]
-                                   [--gemm_n 8192]
+  python3 bench/torch_gpu_bench.py [--case all|gemm|attention|gpt2|resnet50 or a comma list]
+                                   [--batch 16] [--seq 1024] [--layers 12] [--steps 5]
+                                   [--warmup 2] [--amp 0|1] [--gemm_n 8192]
+                                   [--image_batch 128] [--image_size 224]
 
---amp 0 matches strata's f32 path (FP32 GEMMs: TF32 off); --amp 1 uses bf16 autocast."""
+--amp 0 matches strata's f32 path (FP32 GEMMs and convolutions: TF32 off); --amp 1 uses bf16
+autocast."""
 import argparse
 import json
 import os
@@ -21,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "golden"))
 from torch_models import GPT  # noqa: E402  (shared with the golden fixtures)
 
+CASES = ("gemm", "attention", "gpt2", "resnet50")
 PEAK_FLOPS = 989e12  # H100 SXM dense bf16 tensor-core peak, as in gpu_bench.cpp
 
 
@@ -62,6 +65,86 @@ def gpt2(a):
             "tokens_per_s": tokens_per_s, "mfu": tokens_per_s * flops_per_token / PEAK_FLOPS,
             "peak_flops": PEAK_FLOPS, "loss_after": loss_after,
             "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+class Bottleneck(torch.nn.Module):
+    """torchvision's Bottleneck (v1.5: stride on the 3x3 conv), same parameter names."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        nn, out = torch.nn, planes * 4
+        self.conv1, self.bn1 = nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.downsample = None
+        if stride != 1 or cin != out:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return F.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(torch.nn.Module):
+    """torchvision.models.resnet50() written out, for machines without torchvision."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        cin = 64
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            layer = []
+            for b in range(blocks):
+                layer.append(Bottleneck(cin, planes, 2 if i > 0 and b == 0 else 1))
+                cin = planes * 4
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+        self.fc = nn.Linear(cin, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        h = self.layer4(self.layer3(self.layer2(self.layer1(h))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+
+def resnet50(a):
+    B, S = a.image_batch, a.image_size
+    torch.manual_seed(5)
+    try:
+        import torchvision
+        model, source = torchvision.models.resnet50(), "torchvision"
+    except (ImportError, RuntimeError, OSError):  # missing, or built for another torch
+        model, source = ResNet50(), "inline (torchvision missing)"
+    model = model.cuda().train()  # NCHW (channels_last off), eager
+    x = torch.randn(B, 3, S, S, device="cuda")
+    y = torch.randint(0, 1000, (B,), device="cuda")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def loss_of():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(a.amp)):
+            return F.cross_entropy(model(x), y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_of().backward()
+        opt.step()
+    torch.cuda.reset_peak_memory_stats()
+    s = seconds_per_call(step, a.warmup, a.steps)
+    with torch.no_grad():
+        loss_after = loss_of().item()
+    return {"case": "resnet50_train_step",
+            "precision": "bf16 autocast" if a.amp else "f32 (TF32 off)", "batch": B,
+            "image_size": S, "params": sum(p.numel() for p in model.parameters()),
+            "step_ms": s * 1e3, "images_per_s": B / s, "loss_after": loss_after,
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30, "model": source,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark}
 
 
 def gemm(a):
@@ -107,7 +190,8 @@ def attention(a, dtype):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--case", default="all", choices=["all", "gemm", "attention", "gpt2"])
+    p.add_argument("--case", default="all",
+                   help="all, or one or a comma list of " + ", ".join(CASES))
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=1024)
     p.add_argument("--layers", type=int, default=12)
@@ -115,7 +199,14 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--amp", type=int, default=0, choices=[0, 1])
     p.add_argument("--gemm_n", type=int, default=8192)
+    p.add_argument("--image_batch", type=int, default=128)
+    p.add_argument("--image_size", type=int, default=224)
     a = p.parse_args()
+    cases = CASES if a.case == "all" else a.case.split(",")
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        p.error(f"unknown --case {','.join(unknown)}; use all, or one or a comma list of "
+                + ", ".join(CASES))
     if not torch.cuda.is_available():
         sys.exit("torch_gpu_bench: torch.cuda.is_available() is False; needs a CUDA GPU")
     torch.backends.cuda.matmul.allow_tf32 = False  # strata's f32 GEMMs are FP32, not TF32
@@ -123,13 +214,15 @@ def main():
     info = {"case": "environment", "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0), "sdpa_backend": "torch default (flash)"}
     print(json.dumps(info), flush=True)
-    if a.case in ("all", "gemm"):
+    if "gemm" in cases:
         print(json.dumps(gemm(a)), flush=True)
-    if a.case in ("all", "attention"):
+    if "attention" in cases:
         for dtype in (torch.bfloat16, torch.float32):
             print(json.dumps(attention(a, dtype)), flush=True)
-    if a.case in ("all", "gpt2"):
+    if "gpt2" in cases:
         print(json.dumps(gpt2(a)), flush=True)
+    if "resnet50" in cases:
+        print(json.dumps(resnet50(a)), flush=True)
 
 
 if __name__ == "__main__":

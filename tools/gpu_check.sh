@@ -96,7 +96,7 @@ write_json() {
     if [ -s "$out/bench_summary.json" ]; then
       printf '  "benchmarks": %s,\n' "$(cat "$out/bench_summary.json")"
     else
-      printf '  "benchmarks": {"status": %s, "not_yet": "ResNet-50 (needs cuDNN convolutions)"},\n' \
+      printf '  "benchmarks": {"status": %s},\n' \
         "$(json_str "$status_bench")"
     fi
     printf '  "failing_step": %s\n}\n' "$(json_str "$failing_step")"
@@ -124,19 +124,30 @@ run_timed() { # name log command...: runs the command with its output in log, se
 
 # strata_gpu_bench and torch_gpu_bench.py, f32 (both FP32 GEMMs) and bf16 autocast, each under
 # a time limit; bench_summary.json gets every JSON line and the strata / PyTorch ratios. The
-# f32 pair must run; a failing bf16 run is reported, not fatal (autocast is new).
+# f32 pair must run; a failing bf16 run is reported, not fatal (autocast is new). ResNet-50
+# (issue 3: batch 128, 224 px, 2 warm-up + 5 timed steps) runs as its own process with its
+# own limit, so a slow or failing convolution path cannot cost the other cases; a missing
+# ResNet-50 result is listed under "missing" in the summary, not fatal.
 run_benchmarks() {
-  local exe="$build/bench/strata_gpu_bench" py="$root/bench/torch_gpu_bench.py" amp cases
+  local exe="$build/bench/strata_gpu_bench" py="$root/bench/torch_gpu_bench.py" amp cases c limit
   status_bench=failed
   for amp in 0 1; do
-    cases=all # GEMMs, attention and GPT-2 in f32; GPT-2 alone again under bf16 autocast
+    cases=gemm,attention,gpt2 # in f32; GPT-2 alone again under bf16 autocast
     [ $amp = 1 ] && cases=gpt2
-    timeout 150 "$exe" --amp=$amp --case=$cases > "$out/bench_strata_amp$amp.jsonl" \
-      2> "$out/bench_strata_amp$amp.log" || echo "strata_gpu_bench --amp=$amp failed (rc $?)" \
-      >> "$out/bench_strata_amp$amp.log"
-    timeout 150 python3 "$py" --amp $amp --case $cases > "$out/bench_torch_amp$amp.jsonl" \
-      2> "$out/bench_torch_amp$amp.log" || echo "torch_gpu_bench --amp $amp failed (rc $?)" \
-      >> "$out/bench_torch_amp$amp.log"
+    rm -f "$out/bench_strata_amp$amp.jsonl" "$out/bench_torch_amp$amp.jsonl" \
+      "$out/bench_strata_amp$amp.log" "$out/bench_torch_amp$amp.log"
+    for c in $cases resnet50; do
+      limit=150
+      [ "$c" = resnet50 ] && limit=90 # torch: ~20 s with start-up; strata may be several x slower
+      timeout $limit "$exe" --amp=$amp --case="$c" >> "$out/bench_strata_amp$amp.jsonl" \
+        2>> "$out/bench_strata_amp$amp.log" ||
+        echo "strata_gpu_bench --amp=$amp --case=$c failed (rc $?)" \
+          >> "$out/bench_strata_amp$amp.log"
+      timeout $limit python3 "$py" --amp $amp --case "$c" >> "$out/bench_torch_amp$amp.jsonl" \
+        2>> "$out/bench_torch_amp$amp.log" ||
+        echo "torch_gpu_bench --amp $amp --case $c failed (rc $?)" \
+          >> "$out/bench_torch_amp$amp.log"
+    done
   done
   python3 - "$out" > "$out/bench_summary.json" 2> "$out/bench_summary.log" << 'PY' || true
 import json, os, sys
@@ -147,7 +158,7 @@ def load(name):
         return {}
     rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
     return {r["case"]: r for r in rows}
-summary = {"status": "passed", "runs": {}, "ratios_strata_over_torch": {}}
+summary = {"status": "passed", "runs": {}, "ratios_strata_over_torch": {}, "missing": []}
 for amp in ("0", "1"):
     s, t = load(f"bench_strata_amp{amp}.jsonl"), load(f"bench_torch_amp{amp}.jsonl")
     summary["runs"][f"amp{amp}"] = {"strata": s, "torch": t}
@@ -155,8 +166,9 @@ for amp in ("0", "1"):
     for case in s:
         if case in t:
             a, b = s[case], t[case]
-            if "tokens_per_s" in a:
-                ratios[case + " tokens_per_s"] = a["tokens_per_s"] / b["tokens_per_s"]
+            for k in ("tokens_per_s", "images_per_s"):
+                if k in a:  # > 1: strata is faster
+                    ratios[case + " " + k] = a[k] / b[k]
             for k in ("fwd_ms", "fwd_bwd_ms"):
                 if k in a:  # > 1: strata is faster
                     ratios[case + " speed " + k] = b[k] / a[k]
@@ -164,6 +176,9 @@ for amp in ("0", "1"):
                 if k in a:
                     ratios[case + " " + k] = a[k] / b[k]
     summary["ratios_strata_over_torch"][f"amp{amp}"] = ratios
+    for side, rows in (("strata", s), ("torch", t)):
+        if "resnet50_train_step" not in rows:
+            summary["missing"].append(f"{side} resnet50_train_step amp{amp}")
     if amp == "0" and not ("gpt2_124m_train_step" in s and "gpt2_124m_train_step" in t):
         summary["status"] = "failed: the f32 GPT-2 benchmark of strata or PyTorch did not finish"
 print(json.dumps(summary, indent=2))

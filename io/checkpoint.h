@@ -23,8 +23,8 @@ inline constexpr int64_t kCheckpointVersion = 2;
 /// The oldest version read: version 1 keyed optimizer state by "<group>.<index>.<slot>".
 inline constexpr int64_t kCheckpointOldestVersion = 1;
 
-/// One data-parallel rank's random streams and sampler positions (they differ by rank: the
-/// char LM's batch stream is seeded with the rank, and each rank has its own shard cursor).
+/// One rank's random streams and sampler positions (samplers keep a cursor per shard, and a
+/// pipeline stage holds the dropout streams of its own blocks).
 struct RankStreams {
   std::map<std::string, Generator::State> rng;
   std::map<std::string, Sampler::State> samplers;

@@ -6,10 +6,9 @@
 #include "core/ops/pool.h"
 
 namespace strata::models {
-namespace {
 
-std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride,
-                                 Generator& gen) {
+std::shared_ptr<nn::Conv2d> resnet_conv(int64_t in, int64_t out, int64_t k, int64_t stride,
+                                        Generator& gen) {
   auto c = std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in_channels = in,
                                                           .out_channels = out,
                                                           .kernel_size = {k, k},
@@ -22,23 +21,21 @@ std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t str
   return c;
 }
 
-std::shared_ptr<nn::BatchNorm> bn(int64_t c, const NormFactory& norm) {
-  if (norm) return norm(c);
-  return std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.num_features = c});
+std::shared_ptr<nn::BatchNorm> resnet_norm(int64_t channels, const NormFactory& norm) {
+  if (norm) return norm(channels);
+  return std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.num_features = channels});
 }
-
-}  // namespace
 
 BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride, Generator& gen,
                        const NormFactory& norm) {
-  conv1_ = register_module("conv1", conv(in, out, 3, stride, gen));
-  bn1_ = register_module("bn1", bn(out, norm));
-  conv2_ = register_module("conv2", conv(out, out, 3, 1, gen));
-  bn2_ = register_module("bn2", bn(out, norm));
+  conv1_ = register_module("conv1", resnet_conv(in, out, 3, stride, gen));
+  bn1_ = register_module("bn1", resnet_norm(out, norm));
+  conv2_ = register_module("conv2", resnet_conv(out, out, 3, 1, gen));
+  bn2_ = register_module("bn2", resnet_norm(out, norm));
   shortcut_ = register_module("shortcut", std::make_shared<nn::Sequential>());
   if (stride != 1 || in != out) {
-    shortcut_->push_back(conv(in, out, 1, stride, gen));
-    shortcut_->push_back(bn(out, norm));
+    shortcut_->push_back(resnet_conv(in, out, 1, stride, gen));
+    shortcut_->push_back(resnet_norm(out, norm));
   }
 }
 
@@ -54,8 +51,8 @@ CifarResNet::CifarResNet(int64_t depth, int64_t classes, Generator& gen, const N
         "56, 110), got ",
         depth);
   int64_t n = (depth - 2) / 6;
-  conv1_ = register_module("conv1", conv(3, 16, 3, 1, gen));
-  bn1_ = register_module("bn1", bn(16, norm));
+  conv1_ = register_module("conv1", resnet_conv(3, 16, 3, 1, gen));
+  bn1_ = register_module("bn1", resnet_norm(16, norm));
   auto stage = [&](const char* name, int64_t in, int64_t out, int64_t stride) {
     auto s = register_module(name, std::make_shared<nn::Sequential>());
     for (int64_t i = 0; i < n; ++i) {

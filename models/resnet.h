@@ -17,6 +17,13 @@ namespace strata::models {
 /// parallelism passes one that makes dist::SyncBatchNorm (the same parameter and buffer names).
 using NormFactory = std::function<std::shared_ptr<nn::BatchNorm>(int64_t channels)>;
 
+/// A k x k convolution without bias, padding k/2, Kaiming-normal (fan_out, ReLU) initialised:
+/// the convolution of every ResNet here (torchvision's init).
+std::shared_ptr<nn::Conv2d> resnet_conv(int64_t in, int64_t out, int64_t k, int64_t stride,
+                                        Generator& gen);
+/// The batch norm over `channels`: norm(channels), or nn::BatchNorm2d when norm is empty.
+std::shared_ptr<nn::BatchNorm> resnet_norm(int64_t channels, const NormFactory& norm);
+
 class BasicBlock : public nn::Layer {
  public:
   BasicBlock(int64_t in, int64_t out, int64_t stride, Generator& gen, const NormFactory& norm = {});

@@ -24,47 +24,28 @@ constexpr std::array<Spec, 5> kSpecs{{{18, false, {2, 2, 2, 2}},
                                       {101, true, {3, 4, 23, 3}},
                                       {152, true, {3, 8, 36, 3}}}};
 
-std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride,
-                                 Generator& gen) {
-  auto c = std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in_channels = in,
-                                                          .out_channels = out,
-                                                          .kernel_size = {k, k},
-                                                          .stride = {stride, stride},
-                                                          .padding = {k / 2, k / 2},
-                                                          .bias = false},
-                                        gen);
-  nn::init::kaiming_normal_(c->weight(), gen, 0, nn::init::FanMode::fan_out,
-                            nn::init::Nonlinearity::relu);
-  return c;
-}
-
-std::shared_ptr<nn::BatchNorm> bn(int64_t c, const NormFactory& norm) {
-  if (norm) return norm(c);
-  return std::make_shared<nn::BatchNorm2d>(nn::BatchNormOptions{.num_features = c});
-}
-
 }  // namespace
 
 ImageNetBlock::ImageNetBlock(int64_t in, int64_t planes, int64_t stride, bool bottleneck,
                              Generator& gen, const NormFactory& norm) {
   const int64_t out = bottleneck ? planes * 4 : planes;
   if (bottleneck) {
-    conv1_ = register_module("conv1", conv(in, planes, 1, 1, gen));
-    bn1_ = register_module("bn1", bn(planes, norm));
-    conv2_ = register_module("conv2", conv(planes, planes, 3, stride, gen));
-    bn2_ = register_module("bn2", bn(planes, norm));
-    conv3_ = register_module("conv3", conv(planes, out, 1, 1, gen));
-    bn3_ = register_module("bn3", bn(out, norm));
+    conv1_ = register_module("conv1", resnet_conv(in, planes, 1, 1, gen));
+    bn1_ = register_module("bn1", resnet_norm(planes, norm));
+    conv2_ = register_module("conv2", resnet_conv(planes, planes, 3, stride, gen));
+    bn2_ = register_module("bn2", resnet_norm(planes, norm));
+    conv3_ = register_module("conv3", resnet_conv(planes, out, 1, 1, gen));
+    bn3_ = register_module("bn3", resnet_norm(out, norm));
   } else {
-    conv1_ = register_module("conv1", conv(in, planes, 3, stride, gen));
-    bn1_ = register_module("bn1", bn(planes, norm));
-    conv2_ = register_module("conv2", conv(planes, planes, 3, 1, gen));
-    bn2_ = register_module("bn2", bn(planes, norm));
+    conv1_ = register_module("conv1", resnet_conv(in, planes, 3, stride, gen));
+    bn1_ = register_module("bn1", resnet_norm(planes, norm));
+    conv2_ = register_module("conv2", resnet_conv(planes, planes, 3, 1, gen));
+    bn2_ = register_module("bn2", resnet_norm(planes, norm));
   }
   if (stride != 1 || in != out) {
     downsample_ = register_module("downsample", std::make_shared<nn::Sequential>());
-    downsample_->push_back(conv(in, out, 1, stride, gen));
-    downsample_->push_back(bn(out, norm));
+    downsample_->push_back(resnet_conv(in, out, 1, stride, gen));
+    downsample_->push_back(resnet_norm(out, norm));
   }
 }
 
@@ -83,8 +64,8 @@ ImageNetResNet::ImageNetResNet(int64_t depth, int64_t classes, Generator& gen,
   }
   check(spec != nullptr, "[ResNet] ImageNet depth must be 18, 34, 50, 101 or 152, got ", depth);
   check(classes > 0, "[ResNet] classes must be positive, got ", classes);
-  conv1_ = register_module("conv1", conv(3, 64, 7, 2, gen));
-  bn1_ = register_module("bn1", bn(64, norm));
+  conv1_ = register_module("conv1", resnet_conv(3, 64, 7, 2, gen));
+  bn1_ = register_module("bn1", resnet_norm(64, norm));
   const int64_t expansion = spec->bottleneck ? 4 : 1;
   int64_t in = 64;
   for (size_t i = 0; i < 4; ++i) {

@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "models/gpt.h"
 #include "models/lenet.h"
+#include "tests/support/values.h"
 
 namespace strata::io {
 namespace {
@@ -43,9 +44,7 @@ with h5py.File(path, "r") as f:
 )PY";
 
 void check_with_h5py(const nn::Module& model, const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("strata_test_h5py_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  fs::path dir = strata::testing::fresh_temp_dir("strata_test_h5py_" + name);
   Checkpoint c;
   c.step = 3;
   c.model = model.state_dict();

@@ -27,10 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("strata_test_parts_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
+  return strata::testing::fresh_temp_dir("strata_test_parts_" + name);
 }
 
 using strata::testing::message_of;

@@ -11,6 +11,7 @@
 #include "distributed/thread_communicator.h"
 #include "launch/recipes.h"
 #include "launch/trainer.h"
+#include "tests/support/values.h"
 
 namespace strata::launch {
 namespace {
@@ -64,12 +65,8 @@ std::vector<double> logged_losses(const std::string& run_dir) {
 
 /// Trains `world` thread ranks with `sets` through build_training and train().
 Outcome train_layout(int world, const std::vector<std::string>& sets) {
-  std::string run_dir =
-      (fs::temp_directory_path() / ("strata_pp_" + std::to_string(::getpid()) + "_" +
-                                    std::to_string(world) + "_" + std::to_string(sets.size())))
-          .string();
-  fs::remove_all(run_dir);
-  fs::create_directories(run_dir);
+  std::string run_dir = strata::testing::fresh_temp_dir(
+      str_cat("strata_pp_", ::getpid(), "_", world, "_", sets.size()));
   Json cfg = config(run_dir, sets);
   Outcome out;
   std::mutex mu;

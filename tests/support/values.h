@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +48,14 @@ inline std::string message_of(const std::function<void()>& fn) {
     return e.what();
   }
   return "no error";
+}
+
+/// <system temp>/<name>, emptied and created: a test's own scratch folder.
+inline std::string fresh_temp_dir(const std::string& name) {
+  std::filesystem::path p = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
 }
 
 }  // namespace strata::testing

@@ -50,6 +50,13 @@ std::array<uint32_t, 4> philox4x32(uint64_t seed, uint64_t counter, uint64_t str
   return {c0, c1, c2, c3};
 }
 
+void Generator::set_replica(int64_t index, int64_t count) {
+  check(count >= 1 && index >= 0 && index < count, "[random] replica ", index, " of ", count,
+        " is not a replica; give 0 <= index < count");
+  replica_index_ = static_cast<uint64_t>(index);
+  replica_count_ = static_cast<uint64_t>(count);
+}
+
 double Generator::uniform() {
   auto r = philox4x32(state_.seed, reserve(1));
   uint64_t bits = (static_cast<uint64_t>(r[0]) << 21) ^ (r[1] >> 11);

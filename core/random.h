@@ -31,10 +31,17 @@ class Generator {
 
   /// Reserves `counters` Philox blocks (4 values each) and returns the first counter.
   uint64_t reserve(uint64_t counters) {
-    uint64_t base = state_.offset;
-    state_.offset += counters;
+    uint64_t base = state_.offset + replica_index_ * counters;
+    state_.offset += replica_count_ * counters;
     return base;
   }
+  /// Makes this generator replica `index` of `count` equal generators whose draws, put side
+  /// by side, are the one draw of `count` times the size: each reserve takes the index-th
+  /// slice of count x the blocks and every replica's offset moves past all of them. Data
+  /// parallel replicas use it for dropout, so that N replicas mask their rows of the global
+  /// batch exactly as one process would (exact when each draw is a multiple of 4 values).
+  /// Not part of State: it follows the layout, so a run resumed on another dp size re-sets it.
+  void set_replica(int64_t index, int64_t count);
   /// Reserves enough blocks for n values.
   uint64_t reserve_values(int64_t n) { return reserve((static_cast<uint64_t>(n) + 3) / 4); }
   /// One uniform double in [0, 1), for host-side decisions (shuffles, augmentation).
@@ -44,6 +51,7 @@ class Generator {
 
  private:
   State state_;
+  uint64_t replica_index_ = 0, replica_count_ = 1;
 };
 
 /// Uniform in [lo, hi).

@@ -186,14 +186,19 @@ class CharLMTask final : public Task {
     models::GPTConfig g = gpt_config(cfg, corpus_.vocab_size());
     if (!mesh.pipelined()) {
       model_ = std::make_unique<models::GPT>(g, init_);
-      return;
+    } else {
+      int64_t m = mesh.schedule.microbatches;
+      check(batch_ % m == 0, "[config] train.batch_size (", batch_,
+            ") must be a multiple of parallel.microbatches (", m, ")");
+      ranges_ = models::gpt_stage_ranges(g, mesh.virtual_stages(), mesh.balance);
+      model_ = std::make_unique<models::GPT>(g, init_,
+                                             models::gpt_stage_shard(ranges_, mesh.pp, mesh.stage));
     }
-    int64_t m = mesh.schedule.microbatches;
-    check(batch_ % m == 0, "[config] train.batch_size (", batch_,
-          ") must be a multiple of parallel.microbatches (", m, ")");
-    ranges_ = models::gpt_stage_ranges(g, mesh.virtual_stages(), mesh.balance);
-    model_ = std::make_unique<models::GPT>(g, init_,
-                                           models::gpt_stage_shard(ranges_, mesh.pp, mesh.stage));
+    for (auto& [name, module] : model_->named_modules()) {
+      if (auto* drop = dynamic_cast<nn::Dropout*>(module)) {
+        drop->generator().set_replica(mesh.dp_rank, mesh.dp);
+      }
+    }
   }
 
   nn::Module& model() override { return *model_; }
@@ -268,11 +273,20 @@ class CharLMTask final : public Task {
     return own_rows(io::text_batch(corpus_.tokens, 0, split_, batch_ * mesh_.dp,
                                    model_->config().block_size, data_gen_));
   }
+  /// The global batch is dp x m blocks of batch_ / m rows (m micro-batches per replica, 1
+  /// unpipelined), and micro-batch k of replica r is block k * dp + r: the order in which the
+  /// replicas' dropout generators (set_replica) draw, so that their masks are the rows of the
+  /// one mask a single process draws for the global batch.
   std::pair<Tensor, Tensor> own_rows(std::pair<Tensor, Tensor> batch) const {
     if (mesh_.dp == 1) return batch;
-    int64_t lo = mesh_.dp_rank * batch_;
-    return {batch.first.slice(0, lo, lo + batch_).contiguous(),
-            batch.second.slice(0, lo, lo + batch_).contiguous()};
+    int64_t m = mesh_.pipelined() ? mesh_.schedule.microbatches : 1, rows = batch_ / m;
+    std::vector<Tensor> xs, ys;
+    for (int64_t k = 0; k < m; ++k) {
+      int64_t lo = (k * mesh_.dp + mesh_.dp_rank) * rows;
+      xs.push_back(batch.first.slice(0, lo, lo + rows));
+      ys.push_back(batch.second.slice(0, lo, lo + rows));
+    }
+    return {concat(xs, 0), concat(ys, 0)};
   }
 
   int64_t batch_, eval_batches_;

@@ -128,6 +128,24 @@ TEST(Random, SameSeedSameNumbersAndStateResumes) {
   EXPECT_NEAR(var(n).item(), 1.0, 0.05);
 }
 
+TEST(Random, ReplicasSideBySideDrawTheWholeDraw) {
+  // Three replicas each draw 8 values twice; concatenated they are one generator's draws of 24.
+  Generator whole(7);
+  std::vector<float> first = rand({24}, whole).to_vector<float>();
+  std::vector<float> second = rand({24}, whole).to_vector<float>();
+  for (int64_t r = 0; r < 3; ++r) {
+    Generator g(7);
+    g.set_replica(r, 3);
+    std::vector<float> a = rand({8}, g).to_vector<float>(), b = rand({8}, g).to_vector<float>();
+    EXPECT_EQ(a, std::vector<float>(first.begin() + 8 * r, first.begin() + 8 * (r + 1)));
+    EXPECT_EQ(b, std::vector<float>(second.begin() + 8 * r, second.begin() + 8 * (r + 1)));
+    EXPECT_EQ(g.state(), whole.state()) << "every replica moves past all replicas' values";
+  }
+  Generator g(7);
+  EXPECT_THROW(g.set_replica(3, 3), Error);
+  EXPECT_THROW(g.set_replica(0, 0), Error);
+}
+
 }  // namespace
 }  // namespace strata
 

@@ -23,8 +23,22 @@ std::string op_label(const char* op, const Tensor& t, const char* detail) {
 }
 
 std::string Communicator::describe(const std::string& op) const {
-  return str_cat("[dist] rank ", rank(), " of ", size(), " (", backend(), "): ", op, " at step ",
-                 step());
+  return str_cat("[dist] rank ", rank_name(rank()), " of ",
+                 rank_names_.empty() ? size() : named_size_, " (", backend(), "): ", op,
+                 " at step ", step());
+}
+
+void Communicator::set_rank_names(std::vector<int> names, int group_size) {
+  check(static_cast<int>(names.size()) == size(), "[dist] set_rank_names: ", names.size(),
+        " names for a communicator of ", size(), " ranks; give one name per rank");
+  rank_names_ = std::move(names);
+  named_size_ = group_size;
+}
+
+int Communicator::rank_name(int rank) const {
+  return rank_names_.empty() || rank < 0 || rank >= static_cast<int>(rank_names_.size())
+             ? rank
+             : rank_names_[rank];
 }
 
 void check_comm_tensor(const char* op, const Tensor& t, const char* what) {

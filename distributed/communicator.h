@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -45,6 +46,8 @@ class Communicator {
   virtual int size() const = 0;
   /// "single", "threads", "mpi" or "nccl".
   virtual const char* backend() const = 0;
+  /// Where this communicator's tensors live: the host, or the GPU of an NCCL communicator.
+  virtual Device device() const { return Device::cpu(); }
   /// Collective: ranks with the same `color` form a new communicator, ordered by `key`
   /// (ties by rank).
   virtual std::shared_ptr<Communicator> split(int color, int key) = 0;
@@ -77,12 +80,19 @@ class Communicator {
   /// The training step named in timeout errors; the trainer sets it each step.
   int64_t step() const { return step_.load(); }
   void set_step(int64_t step) { step_.store(step); }
+  /// Errors name rank r as names[r] of `group_size` instead of r of size(): a communicator
+  /// split off a larger group (a pipeline link) then speaks in that group's ranks.
+  void set_rank_names(std::vector<int> names, int group_size);
 
  protected:
   /// "[dist] rank 1 of 4 (mpi): all_reduce(f32[10], sum) at step 7": prefix for errors.
   std::string describe(const std::string& op) const;
+  /// How errors name `rank` (itself unless set_rank_names gave names).
+  int rank_name(int rank) const;
 
  private:
+  std::vector<int> rank_names_;
+  int named_size_ = 0;
   std::atomic<int64_t> timeout_ms_{300000};
   std::atomic<int64_t> step_{0};
 };

@@ -223,7 +223,8 @@ class MpiCommunicator final : public Communicator {
   WorkPtr send_async(const Tensor& t, int peer, int tag) override {
     check_host("send", t, "tensor");
     check_rank("send", peer);
-    auto work = make_work(op_label("send", t, str_cat("to ", peer, ", tag ", tag).c_str()), {t});
+    auto work =
+        make_work(op_label("send", t, str_cat("to ", rank_name(peer), ", tag ", tag).c_str()), {t});
     STRATA_MPI_CHECK(MPI_Isend(t.raw_data(), count_of(nbytes(t), "send"), MPI_BYTE, peer, tag,
                                comm_.get(), work->request()));
     return work;
@@ -233,7 +234,7 @@ class MpiCommunicator final : public Communicator {
     check_host("recv", t, "tensor");
     check_rank("recv", peer);
     std::string label =
-        describe(op_label("recv", t, str_cat("from ", peer, ", tag ", tag).c_str()));
+        describe(op_label("recv", t, str_cat("from ", rank_name(peer), ", tag ", tag).c_str()));
     int64_t want = nbytes(t);
     auto on_done = [label, want](const MPI_Status& status) {
       int got = 0;

@@ -163,6 +163,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* backend() const override { return "nccl"; }
+  Device device() const override { return Device::cuda(shared_->device); }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     STRATA_CUDA_CHECK(cudaSetDevice(shared_->device));
@@ -228,7 +229,7 @@ class NcclCommunicator final : public Communicator {
     static_cast<void>(tag);
     before_launch();
     STRATA_NCCL_CHECK(ncclSend(t.raw_data(), nbytes(t), ncclUint8, peer, comm(), stream()));
-    return work(op_label("send", t, str_cat("to ", peer).c_str()), {t});
+    return work(op_label("send", t, str_cat("to ", rank_name(peer)).c_str()), {t});
   }
 
   WorkPtr recv_async(Tensor& t, int peer, int tag) override {
@@ -237,7 +238,7 @@ class NcclCommunicator final : public Communicator {
     static_cast<void>(tag);  // matched by order, as in send_async
     before_launch();
     STRATA_NCCL_CHECK(ncclRecv(t.raw_data(), nbytes(t), ncclUint8, peer, comm(), stream()));
-    return work(op_label("recv", t, str_cat("from ", peer).c_str()), {t});
+    return work(op_label("recv", t, str_cat("from ", rank_name(peer)).c_str()), {t});
   }
 
   WorkPtr barrier_async() override {

@@ -282,7 +282,7 @@ class ThreadCommunicator final : public Communicator {
       ticket = group->channels[key].received++;  // messages match receives in order
     }
     std::string label =
-        describe(op_label("recv", t, str_cat("from ", peer, ", tag ", tag).c_str()));
+        describe(op_label("recv", t, str_cat("from ", rank_name(peer), ", tag ", tag).c_str()));
     auto ready = [group, key, ticket] { return group->channels[key].sent > ticket; };
     auto deliver = [group, key, ticket, t, label]() mutable {
       Tensor msg;

@@ -55,6 +55,9 @@ PipelineExecutor::PipelineExecutor(Communicator& comm, const ScheduleOptions& op
     }
   }
   actions_ = stage_actions(options_, comm.rank());
+  if (options_.stages > 1) {
+    links_ = std::make_unique<PeerLinks>(comm, options_.kind == ScheduleKind::interleaved);
+  }
 }
 
 bool PipelineExecutor::is_last(int64_t chunk) const {
@@ -165,7 +168,7 @@ void PipelineExecutor::execute(const Action& a, StepState& st) {
     case ActionKind::recv_activation: {
       Timeline::Scope span(exec_.timeline.get(), str_cat("ra", a.microbatch), "wait");
       st.inputs[key] =
-          recv_activation(comm_, a.peer, message_tag(options_, a.microbatch, vs - 1, false),
+          recv_activation(links_->with(a.peer), message_tag(options_, a.microbatch, vs - 1, false),
                           message_tag(options_, a.microbatch, vs, true), st.pending);
       break;
     }
@@ -176,16 +179,16 @@ void PipelineExecutor::execute(const Action& a, StepState& st) {
       auto it = st.outputs.find(key);
       check_internal(it != st.outputs.end(), "[pipeline] send before forward");
       auto sends = std::make_shared<PendingSends>();
-      st.sent[key] =
-          send_activation(comm_, it->second, a.peer, message_tag(options_, a.microbatch, vs, false),
-                          message_tag(options_, a.microbatch, vs + 1, true), sends);
+      st.sent[key] = send_activation(links_->with(a.peer), it->second,
+                                     message_tag(options_, a.microbatch, vs, false),
+                                     message_tag(options_, a.microbatch, vs + 1, true), sends);
       st.activation_sends[key] = sends;
       st.outputs.erase(it);
       break;
     }
     case ActionKind::recv_grad: {
       Timeline::Scope span(exec_.timeline.get(), str_cat("rg", a.microbatch), "wait");
-      recv_grad(comm_, st.sent.at(key));
+      recv_grad(st.sent.at(key));
       // The peer received the activation before it sent this gradient: the send is done.
       st.activation_sends.at(key)->wait_all(comm_.timeout());
       st.activation_sends.erase(key);
@@ -196,7 +199,7 @@ void PipelineExecutor::execute(const Action& a, StepState& st) {
       st.pending->release_completed();
       break;
     case ActionKind::send_grad:
-      finish_grad_send(comm_, st.inputs.at(key));
+      finish_grad_send(st.inputs.at(key));
       st.inputs.erase(key);
       st.pending->release_completed();
       break;
@@ -206,12 +209,14 @@ void PipelineExecutor::execute(const Action& a, StepState& st) {
 double PipelineExecutor::run() {
   StepState st;
   peak_live_ = 0;
+  if (links_) links_->follow(comm_);
   for (const Action& a : actions_) execute(a, st);
   for (auto& [key, sends] : st.activation_sends) sends->wait_all(comm_.timeout());
   st.pending->wait_all(comm_.timeout());
   int last =
       place_virtual_stage(options_.stages, options_.stages * options_.virtual_stages - 1).stage;
-  Tensor loss = scalar_tensor(st.loss_sum / static_cast<double>(options_.microbatches), DType::f64);
+  Tensor loss = scalar_tensor(st.loss_sum / static_cast<double>(options_.microbatches), DType::f64,
+                              comm_.device());
   comm_.broadcast(loss, last);
   return loss.item();
 }

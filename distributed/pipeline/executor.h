@@ -8,6 +8,7 @@
 
 #include "core/random.h"
 #include "distributed/communicator.h"
+#include "distributed/pipeline/links.h"
 #include "distributed/pipeline/p2p.h"
 #include "distributed/pipeline/schedule.h"
 #include "distributed/timeline.h"
@@ -41,7 +42,8 @@ struct ExecutorOptions {
 /// pipeline's stages as its ranks (rank = stage) and must outlive the executor.
 class PipelineExecutor {
  public:
-  /// chunks[c] runs virtual stage c * stages + rank (options.virtual_stages chunks).
+  /// chunks[c] runs virtual stage c * stages + rank (options.virtual_stages chunks). A
+  /// collective over `comm`: it builds the links to the neighbouring stages (PeerLinks).
   PipelineExecutor(Communicator& comm, const ScheduleOptions& options, std::vector<ChunkFn> chunks,
                    ExecutorOptions executor_options = {});
 
@@ -70,6 +72,7 @@ class PipelineExecutor {
   void set_rng_state(int64_t chunk, const std::vector<Generator::State>& states);
 
   Communicator& comm_;
+  std::unique_ptr<PeerLinks> links_;  // to the neighbouring stages (none with one stage)
   ScheduleOptions options_;
   std::vector<ChunkFn> chunks_;
   ExecutorOptions exec_;

@@ -21,16 +21,16 @@ void send_value(Communicator& pipe, const Tensor& x, int peer) {
   header[0] = static_cast<int64_t>(x.dtype());
   header[1] = x.dim();
   for (int64_t d = 0; d < x.dim(); ++d) header[2 + d] = x.size(d);
-  pipe.send(from_vector<int64_t>(header, {kMaxDims + 2}), peer, kHeaderTag);
+  pipe.send(from_vector<int64_t>(header, {kMaxDims + 2}, pipe.device()), peer, kHeaderTag);
   pipe.send(x.contiguous(), peer, kDataTag);
 }
 
 Tensor recv_value(Communicator& pipe, int peer) {
-  Tensor header = empty({kMaxDims + 2}, DType::i64);
+  Tensor header = empty({kMaxDims + 2}, DType::i64, pipe.device());
   pipe.recv(header, peer, kHeaderTag);
-  std::vector<int64_t> h = header.to_vector<int64_t>();
+  std::vector<int64_t> h = header.to(Device::cpu()).to_vector<int64_t>();
   std::vector<int64_t> dims(h.begin() + 2, h.begin() + 2 + h[1]);
-  Tensor x = empty(Shape(dims), static_cast<DType>(h[0]));
+  Tensor x = empty(Shape(dims), static_cast<DType>(h[0]), pipe.device());
   pipe.recv(x, peer, kDataTag);
   return x;
 }
@@ -62,7 +62,7 @@ double pipeline_forward(Communicator& pipe, int64_t virtual_stages,
       send_value(pipe, out, next);
     }
   }
-  Tensor r = full({1}, result, DType::f64);
+  Tensor r = full({1}, result, DType::f64).to(pipe.device());
   pipe.broadcast(r, place_virtual_stage(stages, total - 1).stage);
   return r.item();
 }

@@ -1,5 +1,6 @@
-// Activation and gradient transfer between stages: a shape header lets the receiver
-// allocate the activation; gradients need none (each side knows the activation's shape).
+// Activation and gradient transfer between stages over their directed links: a shape header
+// lets the receiver allocate the activation; gradients need none (each side knows the
+// activation's shape). Buffers live on the link's device (the GPU under NCCL).
 #include "distributed/pipeline/p2p.h"
 
 #include "core/autograd/node.h"
@@ -18,8 +19,7 @@ int data_tag(int tag) { return tag * 2 + 1; }
 }  // namespace
 
 struct SendState {
-  Communicator* comm;
-  int peer;
+  Link in;  // where the gradient comes back
   int grad_tag;
   Shape shape;
   DType dtype;
@@ -27,7 +27,7 @@ struct SendState {
 };
 
 struct RecvState {
-  int peer;
+  Link out;  // where the gradient goes back
   int grad_tag;
   std::shared_ptr<PendingSends> pending;
   Shape shape;
@@ -48,29 +48,30 @@ void PendingSends::release_completed() {
   std::erase_if(works_, [](auto& entry) { return entry.first->test(); });
 }
 
-SentActivation send_activation(Communicator& comm, const Tensor& x, int peer, int tag, int grad_tag,
+SentActivation send_activation(const PeerLink& link, const Tensor& x, int tag, int grad_tag,
                                const std::shared_ptr<PendingSends>& pending) {
   check(x.defined(), "[pipeline.send] the activation for tag ", tag, " is undefined");
   check(x.dim() <= kMaxDims, "[pipeline.send] activation ", x.desc(), " has ", x.dim(),
         " dimensions; at most ", kMaxDims, " are supported");
+  Communicator& comm = *link.out.comm;
   std::vector<int64_t> header(kHeaderLen, 0);
   header[0] = static_cast<int64_t>(x.dtype());
   header[1] = x.dim();
   for (int64_t d = 0; d < x.dim(); ++d) header[2 + d] = x.size(d);
-  Tensor h = from_vector(header, {kHeaderLen});
+  Tensor h = from_vector(header, {kHeaderLen}, comm.device());
   Tensor data = x.detach().contiguous();
-  pending->add(comm.send_async(h, peer, header_tag(tag)), h);
-  pending->add(comm.send_async(data, peer, data_tag(tag)), data);
+  pending->add(comm.send_async(h, link.out.peer, header_tag(tag)), h);
+  pending->add(comm.send_async(data, link.out.peer, data_tag(tag)), data);
 
   auto state =
-      std::make_shared<SendState>(SendState{&comm, peer, grad_tag, x.shape(), x.dtype(), Tensor()});
-  Tensor token = scalar_tensor(0, x.dtype());
+      std::make_shared<SendState>(SendState{link.in, grad_tag, x.shape(), x.dtype(), Tensor()});
+  Tensor token = scalar_tensor(0, x.dtype(), x.device());
   // The token's gradient is ignored: the stage's backward starts here with the received
   // gradient of x.
   token = record("pipe_send", token, {x}, [state](const Tensor&) -> std::vector<Tensor> {
     if (!state->grad.defined()) {
       SentActivation tmp{Tensor(), state};
-      recv_grad(*state->comm, tmp);
+      recv_grad(tmp);
     }
     Tensor g = state->grad;
     state->grad = Tensor();
@@ -79,39 +80,40 @@ SentActivation send_activation(Communicator& comm, const Tensor& x, int peer, in
   return {token, state};
 }
 
-void recv_grad(Communicator& comm, SentActivation& sent) {
+void recv_grad(SentActivation& sent) {
   SendState& s = *sent.state;
-  check(!s.grad.defined(), "[pipeline.recv_grad] the gradient from rank ", s.peer, " (tag ",
+  check(!s.grad.defined(), "[pipeline.recv_grad] the gradient from rank ", s.in.peer, " (tag ",
         s.grad_tag, ") was already received");
-  Tensor g = empty(s.shape, s.dtype);
-  comm.recv(g, s.peer, data_tag(s.grad_tag));
+  Tensor g = empty(s.shape, s.dtype, s.in.comm->device());
+  s.in.comm->recv(g, s.in.peer, data_tag(s.grad_tag));
   s.grad = g;
 }
 
-ReceivedActivation recv_activation(Communicator& comm, int peer, int tag, int grad_tag,
+ReceivedActivation recv_activation(const PeerLink& link, int tag, int grad_tag,
                                    const std::shared_ptr<PendingSends>& pending,
                                    bool requires_grad) {
-  Tensor h = empty({kHeaderLen}, DType::i64);
-  comm.recv(h, peer, header_tag(tag));
-  std::vector<int64_t> header = h.to_vector<int64_t>();
+  Communicator& comm = *link.in.comm;
+  Tensor h = empty({kHeaderLen}, DType::i64, comm.device());
+  comm.recv(h, link.in.peer, header_tag(tag));
+  std::vector<int64_t> header = h.to(Device::cpu()).to_vector<int64_t>();
   check(header[0] >= 0 && header[0] <= static_cast<int64_t>(DType::b8) && header[1] >= 0 &&
             header[1] <= kMaxDims,
-        "[pipeline.recv] the header from rank ", peer, " (tag ", tag,
+        "[pipeline.recv] the header from stage ", link.stage, " (tag ", tag,
         ") is corrupt: the peer must send with send_activation");
   Shape shape(header.begin() + 2, header.begin() + 2 + header[1]);
   auto dtype = static_cast<DType>(header[0]);
-  Tensor value = empty(shape, dtype);
-  comm.recv(value, peer, data_tag(tag));
+  Tensor value = empty(shape, dtype, comm.device());
+  comm.recv(value, link.in.peer, data_tag(tag));
 
-  auto state = std::make_shared<RecvState>(RecvState{peer, grad_tag, pending, shape, dtype});
+  auto state = std::make_shared<RecvState>(RecvState{link.out, grad_tag, pending, shape, dtype});
   if (requires_grad) {
     // A leaf-like anchor gives the op an input that requires a gradient, so that backward
     // reaches this node; the anchor itself never receives one.
-    Tensor anchor = scalar_tensor(0, dtype).set_requires_grad(true);
-    Communicator* c = &comm;
-    value = record("pipe_recv", value, {anchor}, [state, c](const Tensor& g) {
+    Tensor anchor = scalar_tensor(0, dtype, comm.device()).set_requires_grad(true);
+    value = record("pipe_recv", value, {anchor}, [state](const Tensor& g) {
       Tensor data = g.contiguous();
-      state->pending->add(c->send_async(data, state->peer, data_tag(state->grad_tag)), data);
+      Link& out = state->out;
+      state->pending->add(out.comm->send_async(data, out.peer, data_tag(state->grad_tag)), data);
       state->grad_sent = true;
       return std::vector<Tensor>{Tensor()};
     });
@@ -119,11 +121,11 @@ ReceivedActivation recv_activation(Communicator& comm, int peer, int tag, int gr
   return {value, state};
 }
 
-void finish_grad_send(Communicator& comm, ReceivedActivation& received) {
+void finish_grad_send(ReceivedActivation& received) {
   RecvState& s = *received.state;
   if (s.grad_sent) return;
-  Tensor zero = zeros(s.shape, s.dtype);
-  s.pending->add(comm.send_async(zero, s.peer, data_tag(s.grad_tag)), zero);
+  Tensor zero = zeros(s.shape, s.dtype, s.out.comm->device());
+  s.pending->add(s.out.comm->send_async(zero, s.out.peer, data_tag(s.grad_tag)), zero);
   s.grad_sent = true;
 }
 

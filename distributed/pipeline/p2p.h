@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "distributed/communicator.h"
+#include "distributed/pipeline/links.h"
 
 namespace strata::dist::pipeline {
 
@@ -34,12 +35,12 @@ struct SentActivation {
   std::shared_ptr<SendState> state;
 };
 
-/// Sends x (a shape header, then the data) to `peer` without blocking; its gradient will
-/// come back from `peer` with `grad_tag`.
-SentActivation send_activation(Communicator& comm, const Tensor& x, int peer, int tag, int grad_tag,
+/// Sends x (a shape header, then the data) to the neighbour over link.out without blocking;
+/// its gradient will come back over link.in with `grad_tag`.
+SentActivation send_activation(const PeerLink& link, const Tensor& x, int tag, int grad_tag,
                                const std::shared_ptr<PendingSends>& pending);
 /// Receives the gradient of a sent activation now (blocking), for its backward to use.
-void recv_grad(Communicator& comm, SentActivation& sent);
+void recv_grad(SentActivation& sent);
 
 struct RecvState;
 /// A received activation: `value` is a leaf-like tensor whose backward sends its gradient
@@ -49,13 +50,14 @@ struct ReceivedActivation {
   std::shared_ptr<RecvState> state;
 };
 
-/// Receives an activation sent by send_activation (blocking). With requires_grad, backward
-/// through `value` sends its gradient to `peer` with `grad_tag` (asynchronously).
-ReceivedActivation recv_activation(Communicator& comm, int peer, int tag, int grad_tag,
+/// Receives an activation sent by send_activation over link.in (blocking). With
+/// requires_grad, backward through `value` sends its gradient back over link.out with
+/// `grad_tag` (asynchronously).
+ReceivedActivation recv_activation(const PeerLink& link, int tag, int grad_tag,
                                    const std::shared_ptr<PendingSends>& pending,
                                    bool requires_grad = true);
 /// Sends zeros as the gradient when backward never reached `received` (an unused input), so
 /// that the peer never waits; does nothing when the gradient was sent.
-void finish_grad_send(Communicator& comm, ReceivedActivation& received);
+void finish_grad_send(ReceivedActivation& received);
 
 }  // namespace strata::dist::pipeline

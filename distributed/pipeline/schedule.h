@@ -64,6 +64,28 @@ struct SimulationCosts {
   double backward = 2;  // per chunk backward
 };
 
+/// How the simulated transport delivers messages.
+enum class Transport {
+  /// Sends complete on their own (MPI's isend, the thread communicator): a receive waits
+  /// only for its message.
+  buffered,
+  /// One in-order stream per stage where each send and receive is launched on its own and
+  /// completes only when the peer's matching operation runs (rendezvous): NCCL without group
+  /// calls. A send to one neighbour then holds up everything launched after it.
+  ordered,
+  /// Like `ordered`, but sends wait on the host until the next receive (or the end of the
+  /// step) and launch in one group with it; a group's operations progress concurrently, in
+  /// order only per peer and direction, and the group completes as a whole: NCCL with
+  /// ncclGroupStart/End. Enough for GPipe and 1F1B, not for interleaved 1F1B: a group's
+  /// sends can wait for a receive the peer posts only after its own group completes.
+  grouped,
+  /// One in-order rendezvous channel per peer and direction, each its own stream: what the
+  /// pipeline uses (PeerLinks, one two-rank communicator per direction of each neighbour
+  /// pair). With a pair's messages posted in one order on both ends, this behaves as
+  /// `buffered`.
+  directed,
+};
+
 struct SimulationResult {
   double makespan = 0;
   double bubble_fraction = 0;         // 1 - busy / (stages * makespan)
@@ -72,12 +94,14 @@ struct SimulationResult {
   std::vector<int64_t> peak_live_per_stage;
 };
 
-/// Executes every stage's list against the others with instant asynchronous sends and
-/// blocking receives. Throws an Error "[pipeline.simulate] deadlock ..." naming each stuck
-/// stage's next action, or when an action's data (activation, gradient, forward) is missing.
+/// Executes every stage's list against the others over `transport` (receives block).
+/// Throws an Error "[pipeline.simulate] deadlock ..." naming each stuck stage's next action,
+/// when an action's data (activation, gradient, forward) is missing, or when an in-order
+/// transport would pair a send with another message's receive.
 SimulationResult simulate(const ScheduleOptions& options,
                           const std::vector<std::vector<Action>>& actions,
-                          const SimulationCosts& costs = {});
+                          const SimulationCosts& costs = {},
+                          Transport transport = Transport::buffered);
 
 /// The bubble fraction of theory: (p-1)/(v*m+p-1).
 double theoretical_bubble(const ScheduleOptions& options);

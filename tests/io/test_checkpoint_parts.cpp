@@ -273,39 +273,83 @@ std::unique_ptr<dist::ZeroOptimizer> make_zero(const std::vector<Tensor>& params
       std::shared_ptr<dist::Communicator>(&comm, [](dist::Communicator*) {}), adamw);
 }
 
+/// ZeRO over `ranks` thread ranks for `steps` steps; each rank's shard exported by name.
+std::vector<dist::ShardState> zero_shards(int ranks, int steps) {
+  std::vector<dist::ShardState> shards(ranks);
+  dist::run_thread_ranks(ranks, [&](dist::Communicator& comm) {
+    std::vector<Tensor> params = make_params();
+    auto zero = make_zero(params, comm);
+    for (int s = 0; s < steps; ++s) {
+      set_grads(params, s);
+      zero->step();
+    }
+    shards[comm.rank()] = zero->export_state(kNames);
+  });
+  return shards;
+}
+
+/// Rank r's shard as the checkpoint it writes: rank 0's the main file, the others' parts.
+std::vector<Checkpoint> checkpoints_of(const std::vector<dist::ShardState>& shards, int64_t step) {
+  std::vector<Checkpoint> files(shards.size());
+  for (size_t r = 0; r < shards.size(); ++r) {
+    files[r].step = step;
+    files[r].token = "0123";
+    files[r].part_rank = static_cast<int>(r);
+    for (auto& [k, t] : shards[r].whole) {
+      if (k != "step" || r == 0) files[r].optimizer[k] = t;
+    }
+    for (auto& [k, sl] : shards[r].slices) {
+      files[r].optimizer_slices[k] = {sl.shape, sl.offset, sl.values};
+    }
+    if (r > 0) files[0].parts.push_back({static_cast<int>(r), part_file_name(step, r)});
+  }
+  return files;
+}
+
+/// A plain optimizer's state keyed by parameter name ("a.weight/exp_avg"), as ZeRO names it.
+std::map<std::string, Tensor> state_by_name(const optim::Optimizer& plain) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [k, t] : plain.state_dict()) {
+    if (k == "step") {
+      out[k] = t;
+      continue;
+    }
+    size_t a = k.find('.'), b = k.find('.', a + 1);
+    out[kNames.at(std::stoul(k.substr(a + 1, b - a - 1))) + "/" + k.substr(b + 1)] = t;
+  }
+  return out;
+}
+
+/// Every rank's parameters after importing `state` into ZeRO over `ranks` ranks (parameters
+/// set to `start`) and taking step `step`.
+std::vector<std::vector<Tensor>> step_after_import(int ranks, const std::vector<Tensor>& start,
+                                                   const std::map<std::string, Tensor>& state,
+                                                   int step) {
+  std::vector<std::vector<Tensor>> after(ranks);
+  dist::run_thread_ranks(ranks, [&](dist::Communicator& comm) {
+    std::vector<Tensor> params = make_params();
+    {
+      NoGradGuard guard;
+      for (size_t i = 0; i < params.size(); ++i) copy_(params[i], start[i]);
+    }
+    auto zero = make_zero(params, comm);
+    zero->import_state(kNames, state);
+    set_grads(params, step);
+    zero->step();
+    after[comm.rank()] = params;
+  });
+  return after;
+}
+
 TEST(CheckpointParts, ZeroStateByNameMovesToOtherDpSizesBitForBit) {
-  // Reference: one plain AdamW over the full parameters, 3 steps.
+  // Reference: one plain AdamW over the full parameters, 3 steps; ZeRO over 2 ranks the same.
   std::vector<Tensor> ref = make_params();
   optim::AdamW plain(ref, optim::AdamWOptions{});
   for (int s = 0; s < 3; ++s) {
     set_grads(ref, s);
     plain.step();
   }
-  // ZeRO over 2 thread ranks, the same 3 steps; each rank exports its shard by name.
-  std::vector<dist::ShardState> shards(2);
-  dist::run_thread_ranks(2, [&](dist::Communicator& comm) {
-    std::vector<Tensor> params = make_params();
-    auto zero = make_zero(params, comm);
-    for (int s = 0; s < 3; ++s) {
-      set_grads(params, s);
-      zero->step();
-    }
-    shards[comm.rank()] = zero->export_state(kNames);
-  });
-  // Rank 0's shard in the main file, rank 1's in its part (HDF5 from this thread only).
-  std::string dir = temp_dir("zero");
-  std::vector<Checkpoint> files(2);
-  for (int r = 0; r < 2; ++r) {
-    files[r].step = 3;
-    files[r].token = "0123";
-    files[r].part_rank = r;
-    for (auto& [k, t] : shards[r].whole) {
-      if (k != "step" || r == 0) files[r].optimizer[k] = t;
-    }
-    for (auto& [k, s] : shards[r].slices)
-      files[r].optimizer_slices[k] = {s.shape, s.offset, s.values};
-  }
-  files[0].parts = {{1, part_file_name(3, 1)}};
+  std::vector<Checkpoint> files = checkpoints_of(zero_shards(2, 3), 3);
   // Chunks of 27 elements: a.weight (35) is cut between the ranks, b.bias is rank 1's.
   ASSERT_TRUE(files[1].optimizer_slices.count("a.weight/exp_avg"));
   EXPECT_EQ(files[1].optimizer_slices.at("a.weight/exp_avg").offset, 27);
@@ -314,20 +358,13 @@ TEST(CheckpointParts, ZeroStateByNameMovesToOtherDpSizesBitForBit) {
   EXPECT_FALSE(files[0].optimizer_slices.count("b.bias/exp_avg"));
   EXPECT_TRUE(files[0].optimizer.count("a.weight/step")) << "its first element is rank 0's";
   EXPECT_FALSE(files[1].optimizer.count("a.weight/step"));
-  CheckpointDir cd(dir, 1);
+  // HDF5 from this thread only: rank 1's part, then rank 0's main file.
+  CheckpointDir cd(temp_dir("zero"), 1);
   cd.write_part(files[1]);
   Checkpoint read = read_checkpoint(cd.save(files[0]));
 
   // The assembled state is the plain optimizer's, key for key, bit for bit.
-  std::map<std::string, Tensor> want;
-  for (const auto& [k, t] : plain.state_dict()) {
-    if (k == "step") {
-      want[k] = t;
-      continue;
-    }
-    size_t a = k.find('.'), b = k.find('.', a + 1);
-    want[kNames.at(std::stoul(k.substr(a + 1, b - a - 1))) + "/" + k.substr(b + 1)] = t;
-  }
+  std::map<std::string, Tensor> want = state_by_name(plain);
   ASSERT_EQ(read.optimizer.size(), want.size());
   for (const auto& [k, t] : want) {
     ASSERT_TRUE(read.optimizer.count(k)) << k;
@@ -339,19 +376,7 @@ TEST(CheckpointParts, ZeroStateByNameMovesToOtherDpSizesBitForBit) {
   set_grads(ref, 3);
   plain.step();
   for (int ranks : {3, 1}) {
-    std::vector<std::vector<Tensor>> after(ranks);
-    dist::run_thread_ranks(ranks, [&](dist::Communicator& comm) {
-      std::vector<Tensor> params = make_params();
-      {
-        NoGradGuard guard;
-        for (size_t i = 0; i < params.size(); ++i) copy_(params[i], at3[i]);
-      }
-      auto zero = make_zero(params, comm);
-      zero->import_state(kNames, read.optimizer);
-      set_grads(params, 3);
-      zero->step();
-      after[comm.rank()] = params;
-    });
+    std::vector<std::vector<Tensor>> after = step_after_import(ranks, at3, read.optimizer, 3);
     for (int r = 0; r < ranks; ++r) {
       for (size_t i = 0; i < ref.size(); ++i) {
         expect_same_bits(after[r][i].detach(), ref[i].detach(),
@@ -359,8 +384,10 @@ TEST(CheckpointParts, ZeroStateByNameMovesToOtherDpSizesBitForBit) {
       }
     }
   }
-  // A name the optimizer does not have is refused, naming it.
-  std::map<std::string, Tensor> stray = read.optimizer;
+}
+
+TEST(CheckpointParts, ZeroStateForAnotherModelIsRefusedByName) {
+  std::map<std::string, Tensor> stray = checkpoints_of(zero_shards(1, 1), 1)[0].optimizer;
   stray["d.weight/exp_avg"] = zeros({2});
   dist::run_thread_ranks(1, [&](dist::Communicator& comm) {
     std::vector<Tensor> params = make_params();

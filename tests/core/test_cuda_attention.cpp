@@ -1,6 +1,7 @@
 // The fused CUDA attention (backend/cuda/attention.cu) against the CPU's composed attention:
 // forward output and the gradients of q, k and v, for several shapes, causal and not, with
-// padding masks and a fully masked row, in f32, bf16 and f16. Skips without a GPU, saying why.
+// padding masks and a fully masked row, in f32 (CUDA-core kernels), bf16 and f16 (tensor-core
+// kernels, attention_mma.cu). Skips without a GPU, saying why.
 #include <gtest/gtest.h>
 
 #include "tests/core/cuda_case.h"
@@ -45,6 +46,19 @@ std::vector<OpCase> attention_cases() {
       {"b1h1_tq20_tk45_d40_causal", 1, 1, 20, 45, 40, true, 0},
       {"b2h2_tq17_tk50_d32_padmask", 2, 2, 17, 50, 32, false, 1},
       {"b1h2_t24_d96_maskrow", 1, 2, 24, 24, 96, true, 2},
+      // The bf16/f16 tensor-core kernels tile 64 x 64: tails of 1, 63 and 2 rows, Tq < Tk
+      // causal (key blocks no query reaches), Tq > Tk, D of 16, 40, 80 and 128 (zero padded to
+      // 32, 64, 128) and 36 (not a whole 16-byte load: the element-wise loader).
+      {"b2h2_t65_d16", 2, 2, 65, 65, 16, false, 0},
+      {"b2h2_t65_d16_causal", 2, 2, 65, 65, 16, true, 0},
+      {"b1h3_t127_d40_causal", 1, 3, 127, 127, 40, true, 0},
+      {"b2h1_tq65_tk130_d80_causal", 2, 1, 65, 130, 80, true, 0},
+      {"b1h2_tq20_tk130_d64_causal", 1, 2, 20, 130, 64, true, 0},
+      {"b2h2_tq127_tk65_d64_causal", 2, 2, 127, 65, 64, true, 0},
+      {"b1h2_tq130_tk127_d128_padmask", 1, 2, 130, 127, 128, false, 1},
+      {"b2h2_tq130_tk130_d128_causal", 2, 2, 130, 130, 128, true, 0},
+      {"b1h2_tq70_tk130_d40_maskrow", 1, 2, 70, 130, 40, false, 2},
+      {"b2h1_t65_d36_causal_maskrow", 2, 1, 65, 65, 36, true, 2},
   };
   std::vector<OpCase> cases;
   for (DType t : {DType::f32, DType::bf16, DType::f16}) {
@@ -87,20 +101,47 @@ INSTANTIATE_TEST_SUITE_P(Sdpa, CudaAttention, ::testing::ValuesIn(attention_case
                            return info.param.name;
                          });
 
-// A fully masked query row outputs 0 and passes no gradient, on both devices.
+// A fully masked query row outputs 0 and passes no gradient, on both devices, in f32 (the
+// CUDA-core kernels) and bf16/f16 (the tensor-core kernels, whose tiles span 64 rows).
 TEST(CudaAttentionRules, FullyMaskedRowIsZero) {
   const std::string why = cuda_unavailable_reason();
   if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
-  const AttnShape s{"row", 1, 2, 24, 24, 96, true, 2};
-  Device d = Device::cuda(0);
-  Tensor q = input(d, DType::f32, {1, 2, 24, 96}, 71), k = input(d, DType::f32, {1, 2, 24, 96}, 72);
-  Tensor v = input(d, DType::f32, {1, 2, 24, 96}, 73);
-  Outs out = with_grads(scaled_dot_product_attention(q, k, v, make_mask(d, s), true), {q, k, v});
-  Tensor row = out[0].slice(2, 3, 4).to(Device::cpu());
-  Tensor grow = out[1].slice(2, 3, 4).to(Device::cpu());
-  for (double x : row.to_vector<double>()) ASSERT_EQ(x, 0.0);
-  for (double x : grow.to_vector<double>()) ASSERT_EQ(x, 0.0);
-  EXPECT_GT(sum(abs(out[0])).item(), 1.0);  // the other rows are not zero
+  for (DType t : {DType::f32, DType::bf16, DType::f16}) {
+    SCOPED_TRACE(dtype_name(t));
+    for (int64_t T : {24, 70}) {
+      const AttnShape s{"row", 1, 2, T, T, 96, true, 2};
+      Device d = Device::cuda(0);
+      Tensor q = input(d, t, {1, 2, T, 96}, 71), k = input(d, t, {1, 2, T, 96}, 72);
+      Tensor v = input(d, t, {1, 2, T, 96}, 73);
+      Outs out =
+          with_grads(scaled_dot_product_attention(q, k, v, make_mask(d, s), true), {q, k, v});
+      Tensor row = out[0].slice(2, 3, 4).to(Device::cpu());
+      Tensor grow = out[1].slice(2, 3, 4).to(Device::cpu());
+      for (double x : row.to_vector<double>()) ASSERT_EQ(x, 0.0);
+      for (double x : grow.to_vector<double>()) ASSERT_EQ(x, 0.0);
+      EXPECT_GT(sum(abs(out[0].to(DType::f32))).item(), 1.0);  // the other rows are not zero
+    }
+  }
+}
+
+// Keys that no query reaches (causal, Tq < Tk: keys past the last query) get exactly zero dK
+// and dV, also where a whole 64-key block of the tensor-core kernels has no query.
+TEST(CudaAttentionRules, UnreachedKeysHaveZeroGradient) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  for (DType t : {DType::f32, DType::bf16, DType::f16}) {
+    SCOPED_TRACE(dtype_name(t));
+    Device d = Device::cuda(0);
+    Tensor q = input(d, t, {1, 2, 20, 40}, 71), k = input(d, t, {1, 2, 150, 40}, 72);
+    Tensor v = input(d, t, {1, 2, 150, 40}, 73);
+    Outs out = with_grads(scaled_dot_product_attention(q, k, v, {}, true), {q, k, v});
+    for (int g : {2, 3}) {
+      for (double x : out[g].slice(2, 20, 150).to(Device::cpu()).to_vector<double>()) {
+        ASSERT_EQ(x, 0.0) << "gradient " << g;
+      }
+      EXPECT_GT(sum(abs(out[g].slice(2, 0, 20).to(DType::f32))).item(), 0.1) << "gradient " << g;
+    }
+  }
 }
 
 // What the kernel does not take is refused with the reason and what to do.

@@ -1,13 +1,14 @@
-// FlashAttention-2 style attention on CUDA cores with f32 accumulation. A block owns 16 rows
-// (4 warps x 4 rows: queries in the forward and dQ kernels, keys in the dK/dV kernel) and
-// walks tiles of 32 rows of the other side, one per lane, staged in shared memory as f32
-// (padded by one float so that a lane per row reads conflict-free). No atomics: dQ and dK/dV
-// are separate passes that both recompute P from the saved log-sum-exp, so results are
-// deterministic. Tensor-core (mma) tiles are the next step for speed.
+// FlashAttention-2 style attention on CUDA cores with f32 accumulation, for f32: bf16 and f16
+// go to the tensor-core kernels of attention_mma.cu (a second file: this one is near the size
+// budget). A block owns 16 rows (4 warps x 4 rows: queries in the forward and dQ kernels, keys
+// in the dK/dV kernel) and walks tiles of 32 rows of the other side, one per lane, staged in
+// shared memory as f32 (padded by one float so that a lane per row reads conflict-free). No
+// atomics: dQ and dK/dV are separate passes that both recompute P from the saved log-sum-exp.
 #include <limits>
 #include <type_traits>
 
 #include "core/backend/cuda/attention.h"
+#include "core/backend/cuda/attention_mma.cuh"
 #include "core/backend/cuda/loops.cuh"
 
 namespace strata::cuda {
@@ -19,22 +20,6 @@ constexpr int kBlockRows = kWarps * kRows;  // rows per block
 constexpr int kTile = 32;                   // rows of the other side per tile: one per lane
 constexpr int kBlockThreads = kWarps * 32;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-/// Sizes, scale and the mask of one attention call; `bh` indexes (batch, head) pairs.
-struct Problem {
-  int64_t H = 0, Tq = 0, Tk = 0, d = 0;
-  float scale = 1;
-  bool causal = false;
-  const bool* mask = nullptr;  // (B, H, Tq, Tk) with strides ms (zeros where broadcast)
-  int64_t ms[4] = {0, 0, 0, 0};
-};
-
-__device__ inline bool attends(const Problem& p, int64_t bh, int64_t i, int64_t j) {
-  if (i >= p.Tq || j >= p.Tk || (p.causal && j > i)) return false;
-  if (!p.mask) return true;
-  const int64_t b = bh / p.H, h = bh % p.H;
-  return p.mask[b * p.ms[0] + h * p.ms[1] + i * p.ms[2] + j * p.ms[3]];
-}
 
 /// Rows [first, first + n) of a (rows_total, d) slab into shared f32 rows of stride LD, the
 /// first DP floats of each filled (zero beyond rows_total and d).
@@ -99,7 +84,8 @@ __device__ inline void store_rows(T* dst, int64_t first, int64_t rows_total, int
 
 template <class T, int DP>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_forward_kernel(Problem p, const T* q, const T* k, const T* v, T* out, float* lse) {
+    attention_forward_kernel(AttentionProblem p, const T* q, const T* k, const T* v, T* out,
+                             float* lse) {
   extern __shared__ float smem[];
   constexpr int LD = DP + 1;
   float* qs = smem;                  // (kBlockRows, DP)
@@ -175,8 +161,8 @@ __global__ void attention_delta_kernel(int64_t rows, int64_t d, const T* dout, c
 /// P and dS of this lane's query i against the warp's kRows keys (dK/dV kernel) or of the
 /// warp's kRows queries against this lane's key (dQ kernel): p = exp(scale * s - lse),
 /// ds = p * (dp - delta), 0 where not attended.
-__device__ inline void probs(const Problem& p, bool ok, float s, float dp, float lse, float delta,
-                             float& pij, float& dsij) {
+__device__ inline void probs(const AttentionProblem& p, bool ok, float s, float dp, float lse,
+                             float delta, float& pij, float& dsij) {
   ok = ok && lse != kNegInf;
   pij = ok ? expf(s * p.scale - lse) : 0.f;
   dsij = pij * (dp - delta);
@@ -184,7 +170,7 @@ __device__ inline void probs(const Problem& p, bool ok, float s, float dp, float
 
 template <class T, int DP>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_dkdv_kernel(Problem p, const T* q, const T* k, const T* v, const T* dout,
+    attention_dkdv_kernel(AttentionProblem p, const T* q, const T* k, const T* v, const T* dout,
                           const float* lse, const float* delta, T* dk, T* dv) {
   extern __shared__ float smem[];
   constexpr int LD = DP + 1;
@@ -236,7 +222,7 @@ __global__ void __launch_bounds__(kBlockThreads)
 
 template <class T, int DP>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_dq_kernel(Problem p, const T* q, const T* k, const T* v, const T* dout,
+    attention_dq_kernel(AttentionProblem p, const T* q, const T* k, const T* v, const T* dout,
                         const float* lse, const float* delta, T* dq) {
   extern __shared__ float smem[];
   constexpr int LD = DP + 1;
@@ -284,9 +270,9 @@ __global__ void __launch_bounds__(kBlockThreads)
   store_rows<T, DP>(dq + qoff, i0, p.Tq, p.d, dq_acc, scale);
 }
 
-Problem problem_of(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
-                   double scale) {
-  Problem p;
+AttentionProblem problem_of(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
+                            double scale) {
+  AttentionProblem p;
   p.H = q.size(1);
   p.Tq = q.size(2);
   p.Tk = k.size(2);
@@ -300,25 +286,36 @@ Problem problem_of(const Tensor& q, const Tensor& k, const Tensor& mask, bool ca
   return p;
 }
 
-/// Calls fn(T{}, integral_constant<DP>) for q's dtype and its head dim padded to 32/64/128.
+/// Calls fn(integral_constant<DP>) with f32 q's head dim padded to 32, 64 or 128.
 template <class Fn>
-void visit_attention(const Tensor& q, Fn&& fn) {
+void visit_head_dim(const Tensor& q, Fn&& fn) {
   const int64_t d = q.size(3);
-  auto with_dim = [&](auto tag) {
-    if (d <= 32) return fn(tag, std::integral_constant<int, 32>{});
-    if (d <= 64) return fn(tag, std::integral_constant<int, 64>{});
-    fn(tag, std::integral_constant<int, 128>{});
-  };
   check_internal(d <= kMaxAttentionHeadDim, "attention kernel called with head dim ", d);
-  switch (q.dtype()) {
+  check_internal(q.dtype() == DType::f32, "CUDA-core attention called on ", q.desc());
+  if (d <= 32) return fn(std::integral_constant<int, 32>{});
+  if (d <= 64) return fn(std::integral_constant<int, 64>{});
+  fn(std::integral_constant<int, 128>{});
+}
+
+/// delta (B, H, Tq) = rowsum(dout * out), for every dtype the kernels take.
+void launch_delta(const Tensor& dout, const Tensor& out, const Tensor& delta, cudaStream_t stream) {
+  const int64_t rows = delta.numel(), d = out.size(3);
+  if (rows == 0) return;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    attention_delta_kernel<T><<<blocks_for(rows * 32), kThreads, 0, stream>>>(
+        rows, d, cptr<T>(dout), cptr<T>(out), mptr<float>(delta));
+    STRATA_CUDA_CHECK_LAUNCH("attention_delta");
+  };
+  switch (out.dtype()) {
     case DType::f32:
-      return with_dim(float{});
+      return run(float{});
     case DType::bf16:
-      return with_dim(bf16{});
+      return run(bf16{});
     case DType::f16:
-      return with_dim(f16{});
+      return run(f16{});
     default:
-      check_internal(false, "attention kernel called on ", q.desc());
+      check_internal(false, "attention kernel called on ", out.desc());
   }
 }
 
@@ -347,32 +344,31 @@ void launch(const char* name, Kernel kernel, dim3 grid, size_t floats, cudaStrea
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                        bool causal, double scale, const Tensor& out, const Tensor& lse) {
-  const Problem p = problem_of(q, k, mask, causal, scale);
+  const AttentionProblem p = problem_of(q, k, mask, causal, scale);
   cudaStream_t stream = stream_for(q.device());
-  visit_attention(q, [&](auto tag, auto dp) {
-    using T = decltype(tag);
+  if (q.dtype() != DType::f32) return attention_forward_mma(p, q, k, v, out, lse, stream);
+  visit_head_dim(q, [&](auto dp) {
     constexpr int DP = decltype(dp)::value;
     const size_t floats = kBlockRows * DP + 2 * kTile * (DP + 1) + kWarps * kRows * kTile;
-    launch("attention_forward", attention_forward_kernel<T, DP>, grid_of(q, p.Tq), floats, stream,
-           p, cptr<T>(q), cptr<T>(k), cptr<T>(v), mptr<T>(out), mptr<float>(lse));
+    launch("attention_forward", attention_forward_kernel<float, DP>, grid_of(q, p.Tq), floats,
+           stream, p, cptr<float>(q), cptr<float>(k), cptr<float>(v), mptr<float>(out),
+           mptr<float>(lse));
   });
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                         bool causal, double scale, const Tensor& out, const Tensor& lse,
                         const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
-  const Problem p = problem_of(q, k, mask, causal, scale);
+  const AttentionProblem p = problem_of(q, k, mask, causal, scale);
   cudaStream_t stream = stream_for(q.device());
-  const int64_t rows = q.size(0) * q.size(1) * p.Tq;
-  Tensor delta = empty({rows}, DType::f32, q.device());  // (B, H, Tq)
-  visit_attention(q, [&](auto tag, auto dp) {
-    using T = decltype(tag);
+  Tensor delta = empty({q.size(0), q.size(1), p.Tq}, DType::f32, q.device());  // (B, H, Tq)
+  launch_delta(dout, out, delta, stream);
+  if (q.dtype() != DType::f32) {
+    return attention_backward_mma(p, q, k, v, dout, lse, delta, dq, dk, dv, stream);
+  }
+  visit_head_dim(q, [&](auto dp) {
+    using T = float;
     constexpr int DP = decltype(dp)::value;
-    if (rows > 0) {
-      attention_delta_kernel<T><<<blocks_for(rows * 32), kThreads, 0, stream>>>(
-          rows, p.d, cptr<T>(dout), cptr<T>(out), mptr<float>(delta));
-      STRATA_CUDA_CHECK_LAUNCH("attention_delta");
-    }
     const size_t dkdv_floats =
         2 * kBlockRows * DP + 2 * kTile * (DP + 1) + 2 * kWarps * kRows * kTile;
     launch("attention_backward_dkdv", attention_dkdv_kernel<T, DP>, grid_of(q, p.Tk), dkdv_floats,

@@ -33,7 +33,8 @@ Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var,
   check(x.dtype() == DType::f32 || x.dtype() == DType::f64, "[sync_batch_norm] input ", x.desc(),
         " must be f32 or f64 to be reduced over ranks; convert with x.to(DType::f32)");
   const int64_t C = x.size(1);
-  Tensor count = full({1}, static_cast<double>(x.numel() / C), DType::f64);
+  // On x's device: NCCL reduces device tensors only.
+  Tensor count = full({1}, static_cast<double>(x.numel() / C), DType::f64, x.device());
   comm.all_reduce(count, ReduceOp::sum);
   const double n = count.item();
   check(n > 1, "[sync_batch_norm] the global batch has ", n,

@@ -2,8 +2,12 @@
 // so `verify` and a resume accept exactly the same checkpoints.
 #include "launch/ckpt_command.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -38,6 +42,40 @@ std::vector<std::string> expand(const std::string& path) {
 
 Tensor exportable(const Tensor& t) {
   return t.dtype() == DType::bf16 || t.dtype() == DType::f16 ? t.to(DType::f32) : t;
+}
+
+/// Whether two tensors hold the same dtype, shape and bytes; else the difference in words.
+std::string tensor_difference(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return a.desc() + " vs " + b.desc();
+  Tensor x = a.contiguous(), y = b.contiguous();
+  size_t n = static_cast<size_t>(x.numel()) * dtype_size(x.dtype());
+  if (n == 0 || std::memcmp(x.raw_data(), y.raw_data(), n) == 0) return "";
+  std::vector<double> u = x.to(DType::f64).to_vector<double>();
+  std::vector<double> v = y.to(DType::f64).to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < u.size(); ++i) worst = std::max(worst, std::abs(u[i] - v[i]));
+  return str_cat("values differ (largest absolute difference ", worst, ")");
+}
+
+/// Compares two maps entry by entry with `differ` (""= equal); prints and counts differences.
+template <class T, class F>
+int diff_maps(const std::string& group, const std::map<std::string, T>& a,
+              const std::map<std::string, T>& b, F differ, int& compared) {
+  int bad = 0;
+  std::set<std::string> names;
+  for (const auto& kv : a) names.insert(kv.first);
+  for (const auto& kv : b) names.insert(kv.first);
+  for (const auto& name : names) {
+    ++compared;
+    auto ia = a.find(name), ib = b.find(name);
+    std::string why = ia == a.end()   ? "only in the second"
+                      : ib == b.end() ? "only in the first"
+                                      : differ(ia->second, ib->second);
+    if (why.empty()) continue;
+    std::printf("differs  %s/%s: %s\n", group.c_str(), name.c_str(), why.c_str());
+    ++bad;
+  }
+  return bad;
 }
 
 }  // namespace
@@ -88,6 +126,48 @@ int ckpt_verify(const std::vector<std::string>& paths) {
       }
     }
   }
+  std::fflush(stdout);
+  return bad == 0 ? 0 : 1;
+}
+
+int ckpt_diff(const std::string& a, const std::string& b) {
+  io::Checkpoint x = io::read_checkpoint(expand(a).front());
+  io::Checkpoint y = io::read_checkpoint(expand(b).front());
+  int compared = 1, bad = 0;
+  if (x.step != y.step) {
+    std::printf("differs  step: %lld vs %lld\n", static_cast<long long>(x.step),
+                static_cast<long long>(y.step));
+    ++bad;
+  }
+  bad += diff_maps("model", x.model, y.model, tensor_difference, compared);
+  bad += diff_maps("optimizer", x.optimizer, y.optimizer, tensor_difference, compared);
+  bad += diff_maps("extra", x.extra, y.extra, tensor_difference, compared);
+  auto rng = [](const Generator::State& s, const Generator::State& t) {
+    return s.seed == t.seed && s.offset == t.offset ? std::string() : "another seed or offset";
+  };
+  auto sampler = [](const io::Sampler::State& s, const io::Sampler::State& t) {
+    return s.epoch == t.epoch && s.cursor == t.cursor ? std::string() : "another position";
+  };
+  std::vector<io::RankStreams> rx{{x.rng, x.samplers}}, ry{{y.rng, y.samplers}};
+  rx.insert(rx.end(), x.other_ranks.begin(), x.other_ranks.end());
+  ry.insert(ry.end(), y.other_ranks.begin(), y.other_ranks.end());
+  rx.resize(std::max(rx.size(), ry.size()));
+  ry.resize(rx.size());
+  for (size_t r = 0; r < rx.size(); ++r) {
+    std::string sub = r == 0 ? "" : str_cat("/rank", r);
+    bad += diff_maps("rng" + sub, rx[r].rng, ry[r].rng, rng, compared);
+    bad += diff_maps("sampler" + sub, rx[r].samplers, ry[r].samplers, sampler, compared);
+  }
+  ++compared;
+  if (x.amp.has_value() != y.amp.has_value() ||
+      (x.amp && (x.amp->scale != y.amp->scale || x.amp->growth_tracker != y.amp->growth_tracker ||
+                 x.amp->skipped_steps != y.amp->skipped_steps))) {
+    std::printf("differs  amp: the loss scaler's state\n");
+    ++bad;
+  }
+  std::printf("%s: %d of %d entries differ (step %lld vs %lld)\n",
+              bad == 0 ? "identical" : "different", bad, compared, static_cast<long long>(x.step),
+              static_cast<long long>(y.step));
   std::fflush(stdout);
   return bad == 0 ? 0 : 1;
 }

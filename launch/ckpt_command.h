@@ -1,4 +1,4 @@
-// `strata ckpt inspect|verify|export`: look into checkpoints without training.
+// `strata ckpt inspect|verify|export|diff`: look into checkpoints without training.
 #pragma once
 
 #include <string>
@@ -22,5 +22,11 @@ int ckpt_verify(const std::vector<std::string>& paths);
 /// optimizer state (full tensors by parameter name, ZeRO slices assembled: optimizer/<param>/
 /// <slot>), every rank's rng and sampler (rank<N>/ below the group) and extra.
 int ckpt_export(const std::string& path, const std::string& out, bool all);
+
+/// Compares the training state of two checkpoints bit for bit (files or folders: their
+/// newest): step, model, optimizer, every rank's random streams and samplers, extra and the
+/// loss scaler; the config and layout are not compared. Prints each difference (a tensor's
+/// largest absolute difference) and returns 0 when they are identical, 1 otherwise.
+int ckpt_diff(const std::string& a, const std::string& b);
 
 }  // namespace strata::launch

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "launch/device.h"
 
 namespace strata::launch {
 namespace {
@@ -13,6 +14,7 @@ Json common_defaults() {
   return Json{
       {"task", "classify"},
       {"run_dir", "runs/default"},
+      // cpu, cuda (the GPU of this rank's local rank) or cuda:N (launch/device.h).
       {"device", "cpu"},
       {"seed", 0},
       {"threads", 0},
@@ -244,6 +246,7 @@ Json resolve_config_json(const Json& user_in, const std::vector<std::string>& ov
   check(cfg["checkpoint"]["keep"].get<int64_t>() >= 1,
         "[config] checkpoint.keep must be >= 1, got ", cfg["checkpoint"]["keep"].get<int64_t>());
   check_amp(cfg);
+  configured_device(cfg);
   return cfg;
 }
 

@@ -1,5 +1,5 @@
 // The `strata` command: `strata train --config FILE [--set key=value ...] [--resume MODE]`
-// and `strata ckpt inspect|verify|export`.
+// and `strata ckpt inspect|verify|export|diff`.
 #include <cblas.h>
 #include <omp.h>
 #include <CLI/CLI.hpp>
@@ -15,6 +15,7 @@
 #include "launch/checkpointing.h"
 #include "launch/ckpt_command.h"
 #include "launch/config.h"
+#include "launch/device.h"
 #include "launch/env.h"
 #include "launch/recipes.h"
 #include "launch/signals.h"
@@ -35,6 +36,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   namespace launch = strata::launch;
   launch::LaunchEnv env = launch::detect_launch_env();
   Json cfg = launch::resolve_config(config_path, overrides);
+  // Before any output or MPI start-up: a missing GPU is one message (exit code 1).
+  launch::training_device(cfg, env);
   int threads = launch::cpu_threads(static_cast<int>(cfg["threads"].get<int64_t>()), env);
   set_threads(threads);
   std::string run_dir = cfg["run_dir"].get<std::string>();
@@ -88,8 +91,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 
 /// `strata ckpt ...`: its arguments and how to run it once parsed.
 struct CkptCli {
-  CLI::App *inspect = nullptr, *verify = nullptr, *exporter = nullptr;
-  std::string path, out;
+  CLI::App *inspect = nullptr, *verify = nullptr, *exporter = nullptr, *diff = nullptr;
+  std::string path, out, other;
   std::vector<std::string> paths;
   bool all = false;
 
@@ -106,10 +109,16 @@ struct CkptCli {
     exporter->add_option("path", path, "checkpoint file or folder (its newest)")->required();
     exporter->add_option("out", out, "the HDF5 file to write")->required();
     exporter->add_flag("--all", all, "also the optimizer, rng and sampler state");
+    diff = ckpt->add_subcommand("diff",
+                                "compare two checkpoints' training state bit for bit "
+                                "(exit code 0: identical)");
+    diff->add_option("a", path, "checkpoint file or folder (its newest)")->required();
+    diff->add_option("b", other, "checkpoint file or folder (its newest)")->required();
   }
   int run() const {
     if (inspect->parsed()) return strata::launch::ckpt_inspect(path);
     if (verify->parsed()) return strata::launch::ckpt_verify(paths);
+    if (diff->parsed()) return strata::launch::ckpt_diff(path, other);
     return strata::launch::ckpt_export(path, out, all);
   }
 };
@@ -135,6 +144,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     return train->parsed() ? run_train(config, overrides, resume) : ckpt.run();
+  } catch (const strata::launch::DeviceUnavailable& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;  // the machine lacks what the config asks for (a GPU); the config is valid
   } catch (const strata::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -2,11 +2,26 @@
 #include "launch/mesh.h"
 
 #include "core/error.h"
+#include "distributed/nccl_communicator.h"
 
 namespace strata::launch {
 
-Mesh make_mesh(const Json& cfg, const LaunchEnv& env, std::shared_ptr<dist::Communicator> world) {
+namespace {
+
+/// The communicator for the model's tensors over the host group `host`: NCCL on a CUDA device
+/// when the job has several ranks (every rank of `host` calls this together), else `host`.
+std::shared_ptr<dist::Communicator> device_group(const std::shared_ptr<dist::Communicator>& host,
+                                                 const LaunchEnv& env, Device device) {
+  if (!device.is_cuda() || env.world_size == 1) return host;
+  return dist::make_nccl_communicator(*host, device.index);
+}
+
+}  // namespace
+
+Mesh make_mesh(const Json& cfg, const LaunchEnv& env, std::shared_ptr<dist::Communicator> world,
+               Device device) {
   Mesh m;
+  m.device = device;
   auto pp = get<int64_t>(cfg, "parallel.pp");
   check(pp >= 1 && env.world_size % pp == 0, "[config] parallel.pp must divide the world size (",
         env.world_size, " ranks), got ", pp, "; launch pp * dp ranks");
@@ -30,17 +45,22 @@ Mesh make_mesh(const Json& cfg, const LaunchEnv& env, std::shared_ptr<dist::Comm
   m.balance = cfg["parallel"]["balance"].get<std::vector<int64_t>>();
   m.world = world;
   if (m.pp == 1) {
-    m.dp_group = std::move(world);
+    m.dp_host = world;
+    m.dp_group = device_group(m.dp_host, env, device);
     m.pipe = dist::make_single_communicator();
     return m;
   }
   // Collectives in the same order on every rank.
-  m.dp_group = world->split(m.stage, m.dp_rank);
-  m.pipe = world->split(m.dp_rank, m.stage);
+  m.dp_host = world->split(m.stage, m.dp_rank);
+  auto pipe_host = world->split(m.dp_rank, m.stage);
   bool tied = m.first_stage() || m.last_stage();
   // Ranks off the tie group get groups of their own (a colour no replica uses).
   auto tie = world->split(tied ? m.dp_rank : m.dp + env.rank, m.stage);
-  if (tied) m.tie = std::move(tie);
+  // NCCL communicators are created one group at a time, in the same order on every rank; the
+  // tie group sums and broadcasts the tied weights themselves, so it moves device tensors too.
+  m.dp_group = device_group(m.dp_host, env, device);
+  m.pipe = device_group(pipe_host, env, device);
+  if (tied) m.tie = device_group(tie, env, device);
   return m;
 }
 

@@ -8,6 +8,7 @@
 #include "core/optim/rmsprop.h"
 #include "core/optim/schedule.h"
 #include "core/optim/sgd.h"
+#include "launch/device.h"
 #include "launch/tasks.h"
 
 namespace strata::launch {
@@ -101,6 +102,16 @@ optim::SchedulePtr make_schedule(const Json& cfg, int64_t total) {
 
 namespace {
 
+/// The layout that needs host parameters: ZeRO-1 shards host tensors (it would refuse CUDA
+/// tensors at its first step).
+void check_layout_on_device(const Json& cfg) {
+  if (configured_device(cfg).is_cpu()) return;
+  std::string device = get<std::string>(cfg, "device");
+  check(!get<bool>(cfg, "parallel.zero"), "[config] parallel.zero: ZeRO-1 shards host ",
+        "parameters and does not run on device ", device,
+        " yet; set parallel.zero=false (plain data parallelism, over NCCL) or device: cpu");
+}
+
 /// Finds the tied weights of a pipelined task; on the last stage they are copies, left out of
 /// the optimizer (the owner's update is broadcast to them after each step).
 void collect_parameters(TrainParts& parts) {
@@ -139,11 +150,10 @@ std::unique_ptr<dist::pipeline::PipelineExecutor> make_pipeline(TrainParts& part
 
 TrainParts build_training(const Json& cfg, const LaunchEnv& env,
                           std::shared_ptr<dist::Communicator> comm) {
-  check(get<std::string>(cfg, "device") == "cpu",
-        "[config] device: only 'cpu' is available in "
-        "this build; the CUDA backend arrives with issue 3");
+  check_layout_on_device(cfg);  // before looking for a GPU
+  Device device = training_device(cfg, env);
   TrainParts parts;
-  parts.mesh = make_mesh(cfg, env, std::move(comm));
+  parts.mesh = make_mesh(cfg, env, std::move(comm), device);
   parts.world = parts.mesh.world;
   parts.comm = parts.mesh.dp_group;
   parts.pipe = parts.mesh.pipe;

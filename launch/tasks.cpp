@@ -72,6 +72,7 @@ class ClassifyTask final : public Task {
     train_tf_ = eval_tf_;
     train_tf_.augment = get<bool>(cfg, "data.augment");
     build_model(get<std::string>(cfg, "model.name"), get<bool>(cfg, "parallel.sync_bn"));
+    model_->to(mesh.device);
   }
 
   nn::Module& model() override { return *model_; }
@@ -93,8 +94,9 @@ class ClassifyTask final : public Task {
       idx = sampler_.next(batch_);
     }
     // The augmentation is keyed by the epoch and each sample's index, not by the rank.
+    // Loaded and augmented on the host; the batch is copied to the model's device.
     auto [x, y] = io::transform_batch(data_.first, idx, train_tf_, sampler_.epoch());
-    return cross_entropy(model_->forward(x), y);
+    return cross_entropy(model_->forward(x.to(mesh_.device)), y.to(mesh_.device));
   }
 
   /// Each data-parallel replica scores every dp-th sample of the evaluation set and the sums
@@ -110,7 +112,8 @@ class ClassifyTask final : public Task {
       std::vector<int64_t> idx(
           mine.begin() + static_cast<std::ptrdiff_t>(start),
           mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), start + eval_batch_)));
-      auto [x, y] = io::transform_batch(test, idx, eval_tf_, 0);
+      auto [hx, hy] = io::transform_batch(test, idx, eval_tf_, 0);
+      Tensor x = hx.to(mesh_.device), y = hy.to(mesh_.device);
       Tensor logits = model_->forward(x);
       loss_sum += cross_entropy(logits, y, -100, 0.0, Reduction::sum).item();
       correct += sum(eq(argmax(logits, 1), y)).item();
@@ -118,7 +121,7 @@ class ClassifyTask final : public Task {
     Tensor sums = empty({2}, DType::f64);
     sums.data<double>()[0] = loss_sum;
     sums.data<double>()[1] = correct;
-    mesh_.dp_group->all_reduce(sums, dist::ReduceOp::sum);
+    mesh_.dp_host->all_reduce(sums, dist::ReduceOp::sum);
     return Json{{"loss", sums.data<double>()[0] / static_cast<double>(m)},
                 {"accuracy", sums.data<double>()[1] / static_cast<double>(m)}};
   }
@@ -199,6 +202,7 @@ class CharLMTask final : public Task {
         drop->generator().set_replica(mesh.dp_rank, mesh.dp);
       }
     }
+    model_->to(mesh.device);
   }
 
   nn::Module& model() override { return *model_; }
@@ -248,9 +252,9 @@ class CharLMTask final : public Task {
     Generator eval_gen(12345);
     double total = 0;
     for (int64_t i = 0; i < eval_batches_; ++i) {
-      auto [x, y] =
+      auto [x, y] = to_device(
           own_rows(io::text_batch(corpus_.tokens, split_, corpus_.tokens.numel(), batch_ * mesh_.dp,
-                                  model_->config().block_size, eval_gen));
+                                  model_->config().block_size, eval_gen)));
       if (!mesh_.pipelined()) {
         total += model_->loss(x, y).item();
         continue;
@@ -261,7 +265,7 @@ class CharLMTask final : public Task {
           });
     }
     Tensor mean = full({1}, total / static_cast<double>(eval_batches_), DType::f64);
-    mesh_.dp_group->all_reduce(mean, dist::ReduceOp::avg);
+    mesh_.dp_host->all_reduce(mean, dist::ReduceOp::avg);
     return Json{{"loss", mean.item()}};
   }
 
@@ -270,8 +274,12 @@ class CharLMTask final : public Task {
   /// from one stream, so dp replicas together train on exactly what one process with
   /// batch_size * dp would, and a resume on another dp size continues the same windows.
   std::pair<Tensor, Tensor> next_batch() {
-    return own_rows(io::text_batch(corpus_.tokens, 0, split_, batch_ * mesh_.dp,
-                                   model_->config().block_size, data_gen_));
+    return to_device(own_rows(io::text_batch(corpus_.tokens, 0, split_, batch_ * mesh_.dp,
+                                             model_->config().block_size, data_gen_)));
+  }
+  /// Batches are drawn on the host and copied to the model's device.
+  std::pair<Tensor, Tensor> to_device(std::pair<Tensor, Tensor> batch) const {
+    return {batch.first.to(mesh_.device), batch.second.to(mesh_.device)};
   }
   /// The global batch is dp x m blocks of batch_ / m rows (m micro-batches per replica, 1
   /// unpipelined), and micro-batch k of replica r is block k * dp + r: the order in which the

@@ -294,10 +294,10 @@ void write_trace(const TrainParts& parts, const Json& cfg, const LaunchEnv& env)
   }
 }
 
-/// The loss averaged over the ranks, for logging.
-double mean_loss(dist::Communicator& comm, const Tensor& loss) {
-  Tensor l = loss.detach().to(DType::f64).reshape({1}).clone();
-  comm.all_reduce(l, dist::ReduceOp::avg);
+/// The loss averaged over the ranks, for logging (read back to the host, averaged there).
+double mean_loss(dist::Communicator& host, const Tensor& loss) {
+  Tensor l = full({1}, loss.item(), DType::f64);
+  host.all_reduce(l, dist::ReduceOp::avg);
   return l.item();
 }
 
@@ -351,7 +351,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
     prog.window_items += task.items_per_step();
     int64_t done = step + 1;
     if (done % ls.log_every == 0 || done == ls.total) {
-      result.last_loss = mean_loss(*parts.comm, loss);
+      result.last_loss = mean_loss(parts.host_comm(), loss);
       check(std::isfinite(result.last_loss), "[train] loss became ", result.last_loss, " at step ",
             done, "; lower optim.lr or set train.grad_clip");
       report(parts, done, ls.total, result.last_loss, loss.item(), lr, prog, logs);

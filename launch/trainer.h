@@ -34,6 +34,8 @@ struct TrainResult {
 
 struct TrainParts {
   // The mesh (parallel.pp stages x dp replicas; world rank = stage * dp + dp rank):
+  // (comm and pipe move the model's tensors: NCCL on CUDA with several ranks; world holds
+  // host tensors: signals, checkpoint agreement, fp16 skip verdicts.)
   std::shared_ptr<dist::Communicator> comm;   // this stage's data-parallel group (size dp)
   std::shared_ptr<dist::Communicator> world;  // every rank (the same group as comm when pp = 1)
   std::shared_ptr<dist::Communicator> pipe;   // this replica's stages, rank = stage (size pp)
@@ -68,6 +70,9 @@ struct TrainParts {
 
   /// The optimizer whose groups take the learning rate (ZeRO: the shard optimizer).
   optim::Optimizer& step_optimizer() { return zero ? zero->inner() : *optimizer; }
+  /// The data-parallel group for host tensors (logged losses, random-stream states): comm
+  /// itself on the CPU, its MPI twin when comm is NCCL (device: cuda).
+  dist::Communicator& host_comm() const { return mesh.dp_host ? *mesh.dp_host : *comm; }
 };
 
 /// The number of optimizer steps a run makes: train.max_steps, else epochs * steps per epoch.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one prepared check for the GPU machine (DESIGN.md section 6): configure and build strata
-# with CUDA into build-gpu, run the CUDA tests (ctest -L cuda: the CUDA-vs-CPU tables and DP
-# over NCCL), then the GPU benchmarks (bench/gpu_bench.cpp beside bench/torch_gpu_bench.py,
-# same shapes), and write logs and gpu_check.json (with the strata/PyTorch ratios) to $OUT.
+# with CUDA into build-gpu, run the CUDA tests (ctest -L cuda: the CUDA-vs-CPU tables, DP
+# over NCCL and `strata train` with device: cuda), then the GPU benchmarks (bench/gpu_bench.cpp
+# beside bench/torch_gpu_bench.py, same shapes), and write logs and gpu_check.json (with the
+# strata/PyTorch ratios) to $OUT.
 # `--build-only` stops after the build: the dry run on a CPU machine. `--no-bench` skips the
 # benchmarks.
 #
@@ -20,7 +21,7 @@ case "${1:-}" in
   --build-only) mode=build-only ;;
   --no-bench) mode=no-bench ;;
   -h | --help)
-    sed -n '2,14p' "$0"
+    sed -n '2,15p' "$0"
     exit 0
     ;;
   *)
@@ -61,13 +62,18 @@ cmake_version=$(cmake --version | head -1)
 nvcc_version=$( ([ -n "$nvcc_path" ] && "$nvcc_path" --version | tail -1) || echo "not found")
 
 # The CUDA test executables: tests/core/test_cuda_*.cpp become core_test_cuda_*; DP over
-# NCCL (issue 4) is distributed_test_nccl_data_parallel; the benchmark is strata_gpu_bench.
+# NCCL (issue 4) is distributed_test_nccl_data_parallel; `device: cuda` in the trainer is
+# launch_test_device and the strata command (e2e_cuda_train); the benchmark is strata_gpu_bench.
 cuda_targets=()
 for f in "$root"/tests/core/test_cuda_*.cpp; do
   [ -e "$f" ] && cuda_targets+=("core_$(basename "$f" .cpp)")
 done
 [ -e "$root/tests/distributed/test_nccl_data_parallel.cpp" ] &&
   cuda_targets+=(distributed_test_nccl_data_parallel)
+# The trainer on the GPU: the device setting's test and the `strata` command that
+# tests/e2e/cuda_train.sh (labels e2e and cuda) drives.
+[ -e "$root/tests/launch/test_device.cpp" ] && cuda_targets+=(launch_test_device)
+[ -e "$root/tests/e2e/cuda_train.sh" ] && cuda_targets+=(strata)
 [ -e "$root/bench/gpu_bench.cpp" ] && cuda_targets+=(strata_gpu_bench)
 
 status_configure=skipped status_build=skipped status_tests=skipped status_bench=skipped

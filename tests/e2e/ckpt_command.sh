@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `strata ckpt`: inspect lists names, dtypes and shapes; verify passes good files and fails a
 # bit-flipped one naming the dataset (exit 1); export writes plain name -> array HDF5 that
-# h5py reads with the same values as the checkpoint.
+# h5py reads with the same values as the checkpoint; diff tells equal checkpoints from others.
 set -euo pipefail
 strata=$1
 src=$2
@@ -47,4 +47,17 @@ grep -qF "ok      $ck/ckpt-4.h5 (step 4" "$work/verify2.log"
 grep -qF "FAILED  $work/flipped.h5" "$work/verify2.log"
 grep -qF "[checkpoint] $work/flipped.h5: dataset 'optimizer/fc1.weight/exp_avg' fails its checksum" \
   "$work/verify2.log"
-echo "strata ckpt: inspect, verify and export work"
+# diff: a checkpoint equals itself (exit 0); step 2 and step 4 differ in the model, the
+# optimizer state and the streams, each difference named (exit 1).
+"$strata" ckpt diff "$ck/ckpt-4.h5" "$ck" > "$work/diff_same.log"
+grep -qE "^identical: 0 of [0-9]+ entries differ \(step 4 vs 4\)$" "$work/diff_same.log"
+if "$strata" ckpt diff "$ck/ckpt-2.h5" "$ck/ckpt-4.h5" > "$work/diff.log"; then
+  echo "ckpt diff found steps 2 and 4 identical"; exit 1
+fi
+grep -qF "differs  step: 2 vs 4" "$work/diff.log"
+grep -qE "^differs  model/conv1.weight: values differ \(largest absolute difference [0-9.e-]+\)$" \
+  "$work/diff.log"
+grep -qF "differs  optimizer/conv1.weight/exp_avg: values differ" "$work/diff.log"
+grep -qF "differs  sampler/train: another position" "$work/diff.log"
+grep -qE "^different: [0-9]+ of [0-9]+ entries differ \(step 2 vs 4\)$" "$work/diff.log"
+echo "strata ckpt: inspect, verify, export and diff work"

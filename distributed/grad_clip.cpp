@@ -18,14 +18,9 @@ double global_grad_norm(const std::vector<Tensor>& grads, double norm_type, Comm
   const bool inf = std::isinf(norm_type);
   double acc = optim::sum_abs_pow(grads, norm_type);  // CPU kernel or CUDA reductions
   if (sharding == GradSharding::sharded) {
-    // NCCL reduces device tensors only: the partial sum goes where the gradients live.
-    Device where = Device::cpu();
-    for (const Tensor& g : grads) {
-      if (g.defined() && g.device().is_cuda() && std::string(comm.backend()) == "nccl") {
-        where = g.device();
-      }
-    }
-    Tensor t = full({1}, acc, DType::f64, where);
+    // On the communicator's device (NCCL reduces device tensors only), also on a rank whose
+    // shard holds no gradient.
+    Tensor t = full({1}, acc, DType::f64, comm.device());
     comm.all_reduce(t, inf ? ReduceOp::max : ReduceOp::sum);
     acc = t.item();
   }

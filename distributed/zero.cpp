@@ -41,24 +41,28 @@ Tensor flat_view(const Tensor& buffer, int64_t begin, int64_t length) {
 
 void check_params(const std::vector<optim::ParamGroup>& groups) {
   DType dtype = DType::f32;
+  Device device = Device::cpu();
   bool first = true;
   std::vector<const TensorImpl*> seen;
   for (size_t g = 0; g < groups.size(); ++g) {
     for (size_t i = 0; i < groups[g].params.size(); ++i) {
       const Tensor& p = groups[g].params[i];
-      check(p.defined() && (p.dtype() == DType::f32 || p.dtype() == DType::f64) &&
-                p.device().is_cpu(),
+      check(p.defined() && (p.dtype() == DType::f32 || p.dtype() == DType::f64),
             "[ZeroOptimizer] parameter ", i, " of group ", g, " is ",
             p.defined() ? p.desc() : std::string("undefined"),
-            "; ZeRO-1 shards f32 or f64 host parameters (keep bf16 master weights in f32)");
+            "; ZeRO-1 shards f32 or f64 parameters (keep bf16 master weights in f32)");
       check(first || p.dtype() == dtype, "[ZeroOptimizer] parameters mix ", dtype_name(dtype),
             " and ", dtype_name(p.dtype()), " (parameter ", i, " of group ", g,
             "); use one dtype, or one ZeroOptimizer per dtype");
+      check(first || p.device() == device, "[ZeroOptimizer] parameters live on ", device.str(),
+            " and ", p.device().str(), " (parameter ", i, " of group ", g,
+            "); move the model to one device first");
       check(std::find(seen.begin(), seen.end(), &p.impl()) == seen.end(),
             "[ZeroOptimizer] parameter ", i, " of group ", g,
             " appears twice; pass each tensor once (tied weights are one parameter)");
       seen.push_back(&p.impl());
       dtype = p.dtype();
+      device = p.device();
       first = false;
     }
   }
@@ -69,6 +73,7 @@ std::unique_ptr<ZeroLayout> make_layout(const std::vector<optim::ParamGroup>& gr
                                         int size) {
   auto l = std::make_unique<ZeroLayout>();
   DType dtype = DType::f32;
+  Device device = Device::cpu();
   int64_t total = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
     for (const Tensor& p : groups[g].params) {
@@ -77,14 +82,15 @@ std::unique_ptr<ZeroLayout> make_layout(const std::vector<optim::ParamGroup>& gr
       l->offsets.push_back(total);
       total += p.numel();
       dtype = p.dtype();
+      device = p.device();
     }
   }
   l->chunk_numel = std::max<int64_t>(1, (total + size - 1) / size);
   const int64_t padded = l->chunk_numel * size;
-  l->flat_grad = zeros({padded}, dtype);
-  l->grad_chunk = zeros({l->chunk_numel}, dtype);
-  l->flat_param = zeros({padded}, dtype);
-  l->chunk = zeros({l->chunk_numel}, dtype);
+  l->flat_grad = zeros({padded}, dtype, device);
+  l->grad_chunk = zeros({l->chunk_numel}, dtype, device);
+  l->flat_param = zeros({padded}, dtype, device);
+  l->chunk = zeros({l->chunk_numel}, dtype, device);
   l->flags = zeros({std::max<int64_t>(1, static_cast<int64_t>(l->params.size()))}, DType::i32);
   const int64_t lo = rank * l->chunk_numel, hi = lo + l->chunk_numel;
   for (size_t i = 0; i < l->params.size(); ++i) {
@@ -153,10 +159,16 @@ void ZeroOptimizer::reduce_gradients() {
       fill_(dst, 0.0);
     }
   }
-  WorkPtr flag_work = comm_->all_reduce_async(l.flags, ReduceOp::max);
+  // The flags are written on the host and reduced where the communicator works (NCCL: GPU).
+  Tensor wire = l.flags.to(comm_->device());
+  WorkPtr flag_work = comm_->all_reduce_async(wire, ReduceOp::max);
   WorkPtr grad_work = comm_->reduce_scatter_async(l.flat_grad, l.grad_chunk, ReduceOp::avg);
   flag_work->wait(comm_->timeout());
   grad_work->wait(comm_->timeout());
+  if (!wire.same(l.flags)) {
+    l.flags = wire.to(Device::cpu());
+    flags = l.flags.data<int32_t>();
+  }
   for (Piece& piece : l.pieces) {
     if (flags[piece.param]) {
       piece.shard.set_grad(flat_view(l.grad_chunk, piece.chunk_begin, piece.length));

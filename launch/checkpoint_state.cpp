@@ -141,21 +141,16 @@ std::map<std::string, Tensor> convert_v1(const std::map<std::string, Tensor>& st
   return out;
 }
 
-/// Plain optimizer: "<name>/<slot>" -> "<group>.<index>.<slot>" for Optimizer::load_state_dict,
-/// each state tensor on its parameter's device (files hold host tensors; a run on CUDA keeps
-/// its state there).
+/// Plain optimizer: "<name>/<slot>" -> "<group>.<index>.<slot>" for Optimizer::load_state_dict
+/// (which moves each slot to its parameter's device).
 std::map<std::string, Tensor> state_by_index(const std::map<std::string, Tensor>& state,
                                              const TrainParts& parts) {
   std::vector<std::string> names = optimizer_param_names(parts);
   std::map<std::string, std::string> index_of;
-  std::map<std::string, Device> device_of;
   size_t n = 0;
   const auto& groups = parts.optimizer->groups();
   for (size_t g = 0; g < groups.size(); ++g) {
-    for (size_t i = 0; i < groups[g].params.size(); ++i) {
-      device_of[names[n]] = groups[g].params[i].device();
-      index_of[names[n++]] = str_cat(g, ".", i);
-    }
+    for (size_t i = 0; i < groups[g].params.size(); ++i) index_of[names[n++]] = str_cat(g, ".", i);
   }
   std::map<std::string, Tensor> out;
   for (const auto& [key, t] : state) {
@@ -168,9 +163,7 @@ std::map<std::string, Tensor> state_by_index(const std::map<std::string, Tensor>
           "[resume] the checkpoint's optimizer state '", key,
           "' is for a parameter this run's optimizer does not have; was it written for "
           "another model?");
-    std::string slot = key.substr(key.find('/') + 1);
-    // Per-parameter step counters are host scalars in every optimizer.
-    out[it->second + "." + slot] = slot == "step" ? t : t.to(device_of.at(param_of(key)));
+    out[it->second + "." + key.substr(key.find('/') + 1)] = t;
   }
   return out;
 }

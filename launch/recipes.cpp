@@ -102,16 +102,6 @@ optim::SchedulePtr make_schedule(const Json& cfg, int64_t total) {
 
 namespace {
 
-/// The layout that needs host parameters: ZeRO-1 shards host tensors (it would refuse CUDA
-/// tensors at its first step).
-void check_layout_on_device(const Json& cfg) {
-  if (configured_device(cfg).is_cpu()) return;
-  std::string device = get<std::string>(cfg, "device");
-  check(!get<bool>(cfg, "parallel.zero"), "[config] parallel.zero: ZeRO-1 shards host ",
-        "parameters and does not run on device ", device,
-        " yet; set parallel.zero=false (plain data parallelism, over NCCL) or device: cpu");
-}
-
 /// Finds the tied weights of a pipelined task; on the last stage they are copies, left out of
 /// the optimizer (the owner's update is broadcast to them after each step).
 void collect_parameters(TrainParts& parts) {
@@ -134,7 +124,8 @@ void collect_parameters(TrainParts& parts) {
 std::unique_ptr<dist::pipeline::PipelineExecutor> make_pipeline(TrainParts& parts, bool recompute) {
   const Mesh& mesh = parts.mesh;
   std::vector<dist::pipeline::ChunkFn> chunks;
-  dist::pipeline::ExecutorOptions options{.recompute = recompute, .timeline = parts.timeline};
+  dist::pipeline::ExecutorOptions options{
+      .recompute = recompute, .generators = {}, .timeline = parts.timeline};
   for (int64_t c = 0; c < mesh.schedule.virtual_stages; ++c) {
     int64_t vs = c * mesh.pp + mesh.stage;
     chunks.push_back([task = parts.task.get(), vs](const Tensor& input, int64_t microbatch) {
@@ -150,7 +141,6 @@ std::unique_ptr<dist::pipeline::PipelineExecutor> make_pipeline(TrainParts& part
 
 TrainParts build_training(const Json& cfg, const LaunchEnv& env,
                           std::shared_ptr<dist::Communicator> comm) {
-  check_layout_on_device(cfg);  // before looking for a GPU
   Device device = training_device(cfg, env);
   TrainParts parts;
   parts.mesh = make_mesh(cfg, env, std::move(comm), device);

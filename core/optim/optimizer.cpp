@@ -147,8 +147,11 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
     bool counter = s == "step";
     check(counter ? t.numel() == 1 : t.shape() == p.shape(), "[", name(),
           "] load_state_dict: state '", k, "' is ", t.desc(), " but parameter is ", p.desc());
-    loaded[k] = counter ? scalar_tensor(t.item(), DType::f64)
-                        : t.to(compute_dtype(p.dtype())).contiguous().detach().clone();
+    // Slots live where their parameter does (a checkpoint holds host tensors); counters are
+    // host scalars.
+    loaded[k] = counter
+                    ? scalar_tensor(t.item(), DType::f64)
+                    : t.to(compute_dtype(p.dtype())).to(p.device()).contiguous().detach().clone();
   }
   check(state.count("step"), "[", name(), "] load_state_dict: missing the 'step' entry");
   state_ = std::move(loaded);

@@ -1,7 +1,8 @@
 // Issue 4's GPU test: an MLP on CUDA (linear + gelu, MSE or cross-entropy) trained 3 steps
-// with DataParallel over a one-rank NCCL communicator equals the same model trained without
-// DP; the global gradient norm on CUDA equals the CPU's. Labels unit and cuda: it runs on
-// every machine, skipping (with the reason) the parts that need a GPU.
+// with DataParallel, or with ZeRO-1, over a one-rank NCCL communicator equals the same model
+// trained without them; ZeRO's state leaves as host tensors and comes back; the global
+// gradient norm on CUDA equals the CPU's. Labels unit and cuda: it runs on every machine,
+// skipping (with the reason) the parts that need a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "distributed/data_parallel.h"
 #include "distributed/grad_clip.h"
 #include "distributed/nccl_communicator.h"
+#include "distributed/zero.h"
 #include "tests/support/values.h"
 
 namespace strata::dist {
@@ -117,6 +119,62 @@ INSTANTIATE_TEST_SUITE_P(Mlp, NcclDataParallel,
                          [](const auto& info) {
                            return std::string(info.param.loss) + "_" + info.param.optimizer;
                          });
+
+/// One step of `m` on step `step`'s cross-entropy batch, through `opt` (an optimizer or ZeRO).
+template <class Opt>
+void adamw_step(nn::Sequential& m, Opt& opt, int step) {
+  const Batch b = batch("cross_entropy", step);
+  opt.zero_grad();
+  cross_entropy(m.forward(b.x), b.y).backward();
+  opt.step();
+}
+
+std::unique_ptr<ZeroOptimizer> make_zero(nn::Sequential& m, std::shared_ptr<Communicator> comm) {
+  optim::AdamWOptions o;
+  o.lr = 1e-2;
+  o.weight_decay = 0.01;
+  return std::make_unique<ZeroOptimizer>(
+      std::vector<optim::ParamGroup>{{m.parameters(), {}, {}, {}}}, std::move(comm),
+      [o](std::vector<optim::ParamGroup> groups) {
+        return std::make_unique<optim::AdamW>(std::move(groups), o);
+      });
+}
+
+// ZeRO-1 on CUDA: its flat buffers on the GPU, the reduce-scatter and all-gather through NCCL.
+// Over one rank it must not change a bit, and its exported state (on the host, as a checkpoint
+// holds it) imported into a fresh ZeRO continues exactly.
+TEST(NcclZero, OneRankMatchesThePlainOptimizerAndResumes) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  auto plain = make_mlp(5);
+  optim::AdamWOptions o;
+  o.lr = 1e-2;
+  o.weight_decay = 0.01;
+  optim::AdamW plain_opt(plain->parameters(), o);
+  for (int step = 0; step < 4; ++step) adamw_step(*plain, plain_opt, step);
+
+  auto single = make_single_communicator();
+  std::shared_ptr<Communicator> nccl = make_nccl_communicator(*single, 0);
+  auto sharded = make_mlp(5);
+  auto zero = make_zero(*sharded, nccl);
+  for (int step = 0; step < 3; ++step) adamw_step(*sharded, *zero, step);
+  std::vector<std::string> names;
+  for (auto& [name, p] : sharded->named_parameters()) names.push_back(name);
+  ShardState exported = zero->export_state(names);
+  std::map<std::string, Tensor> host;
+  for (auto& [k, t] : exported.whole) host[k] = t.to(Device::cpu());
+  for (auto& [k, sl] : exported.slices) host[k] = sl.values.to(Device::cpu()).reshape(sl.shape);
+  auto fresh = make_zero(*sharded, nccl);
+  fresh->import_state(names, host);
+  adamw_step(*sharded, *fresh, 3);
+
+  auto want = plain->named_parameters(), got = sharded->named_parameters();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(got[i].second.device().is_cuda()) << got[i].first;
+    EXPECT_EQ(max_abs_diff(got[i].second, want[i].second), 0.0) << got[i].first;
+  }
+}
 
 // Gradients on CUDA: the p-norm (replicated, and sharded through NCCL's all-reduce) equals the
 // CPU's, and clipping scales them as on the CPU.

@@ -91,16 +91,6 @@ TEST(DeviceAvailability, CudaIsTheLocalRanksGpuOrAClearError) {
                     " GPU(s) (cuda:0 to cuda:", count - 1, "); use one of those, or device: cuda"));
 }
 
-TEST(DeviceLayouts, ZeroIsRefusedOnCudaBeforeAnyGpuIsTouched) {
-  auto comm = dist::make_single_communicator();
-  EXPECT_EQ(message_of([&] {
-              build_training(with_device("cuda", {"parallel.zero=true"}), LaunchEnv{}, comm);
-            }),
-            "[config] parallel.zero: ZeRO-1 shards host parameters and does not run on device "
-            "cuda yet; set parallel.zero=false (plain data parallelism, over NCCL) or device: "
-            "cpu");
-}
-
 TEST(DeviceMesh, HostGroupsCarryHostTensorsAndOneRankNeedsNoNccl) {
   // One rank on a CUDA device: every group stays the (host) world; NCCL is for several ranks.
   Json cfg = with_device("cuda");

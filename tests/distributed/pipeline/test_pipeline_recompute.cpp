@@ -1,11 +1,9 @@
 // Activation recomputation on thread ranks: with dropout, every loss and gradient is bitwise
-// that of plain execution (the dropout streams are replayed), and the peak memory is lower.
+// that of plain execution (the dropout streams are replayed). Its memory saving is asserted
+// per process under mpirun (test_mpi_pipeline_memory.cpp): thread ranks share one allocator,
+// whose peak depends on how the threads interleave.
 #include <gtest/gtest.h>
 
-#include <iostream>
-#include <mutex>
-
-#include "core/backend/backend.h"
 #include "core/optim/sgd.h"
 #include "distributed/thread_communicator.h"
 #include "tests/distributed/pipeline/pipeline_stack.h"
@@ -17,8 +15,7 @@ using pipeline::ScheduleKind;
 using pipeline::ScheduleOptions;
 
 constexpr int kSteps = 2;
-// Micro-batches of 64 rows, so that activations outweigh the parameter gradients that each
-// step allocates afresh (both runs allocate those).
+// Dropout on every block, so that recomputation must replay the streams.
 constexpr testing::StackOptions kStack{
     .width = 32,
     .blocks = 8,
@@ -28,11 +25,9 @@ constexpr testing::StackOptions kStack{
 struct TrainRun {
   std::vector<double> losses;             // per step
   std::vector<std::vector<float>> grads;  // per step and parameter, flattened
-  int64_t peak_bytes = 0;                 // process-wide, last step, over its baseline
 };
 
-// Trains this stage for kSteps SGD steps and records every loss and gradient. Thread ranks
-// share the allocator, so the peak is the whole pipeline's (rank 0 measures it).
+// Trains this stage for kSteps SGD steps and records every loss and gradient.
 TrainRun train(Communicator& comm, const ScheduleOptions& o, bool recompute, bool replay_rng) {
   testing::PipelineStage stage = testing::make_stage(o, comm.rank(), kStack);
   pipeline::ExecutorOptions eo;
@@ -44,19 +39,9 @@ TrainRun train(Communicator& comm, const ScheduleOptions& o, bool recompute, boo
   so.momentum = 0.9;
   optim::SGD opt(stage.params, so);
   TrainRun r;
-  Backend& cpu = cpu_backend();
-  int64_t baseline = 0;
   for (int step = 0; step < kSteps; ++step) {
     opt.zero_grad();
-    comm.barrier();
-    if (comm.rank() == 0) {
-      baseline = cpu.memory_stats(Device::cpu()).current_bytes;
-      cpu.reset_peak(Device::cpu());
-    }
-    comm.barrier();
     r.losses.push_back(exec.run());
-    comm.barrier();
-    if (comm.rank() == 0) r.peak_bytes = cpu.memory_stats(Device::cpu()).peak_bytes - baseline;
     for (const Tensor& p : stage.params) r.grads.push_back(p.grad().to_vector<float>());
     opt.step();
   }
@@ -71,11 +56,9 @@ struct Case {
 
 class PipelineRecompute : public ::testing::TestWithParam<Case> {};
 
-TEST_P(PipelineRecompute, IsBitwisePlainExecutionWithLessMemory) {
+TEST_P(PipelineRecompute, IsBitwisePlainExecution) {
   const Case& c = GetParam();
   ScheduleOptions o{c.kind, c.stages, 4, c.virtual_stages};
-  std::mutex mu;
-  int64_t peak_plain = 0, peak_recompute = 0;
   run_thread_ranks(c.stages, [&](Communicator& comm) {
     comm.set_timeout(std::chrono::seconds(60));
     TrainRun plain = train(comm, o, false, false);
@@ -86,18 +69,7 @@ TEST_P(PipelineRecompute, IsBitwisePlainExecutionWithLessMemory) {
     for (size_t i = 0; i < plain.grads.size(); ++i) {
       EXPECT_EQ(plain.grads[i], again.grads[i]) << "rank " << comm.rank() << " gradient " << i;
     }
-    if (comm.rank() == 0) {
-      std::lock_guard<std::mutex> lock(mu);
-      peak_plain = plain.peak_bytes;
-      peak_recompute = again.peak_bytes;
-    }
   });
-  std::cout << "peak activation bytes of the pipeline: " << peak_plain << " plain, "
-            << peak_recompute << " with recomputation\n";
-  EXPECT_GT(peak_plain, 0);
-  // Recomputation holds one graph at a time instead of one per live micro-batch; 1F1B with
-  // pp = 2 keeps the fewest (2 on stage 0), so it saves the least: observed 0.71 of plain.
-  EXPECT_LT(peak_recompute, peak_plain * 0.85);
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, PipelineRecompute,

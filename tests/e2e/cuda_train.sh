@@ -5,9 +5,9 @@
 # resumed from its step-10 checkpoint equals the uninterrupted one bit for bit (losses, eval,
 # the final checkpoint through `strata ckpt diff`); the CUDA checkpoint resumes on the CPU and
 # the CPU checkpoint on the GPU, close to the runs that wrote them; bf16 autocast on the GPU
-# stays close to the CPU's, and fp16 with loss scaling resumes bit for bit; LeNet-5 (the
-# classification task) agrees across devices too. Without a usable GPU it exits with CTest's
-# skip code 77 and says so.
+# stays close to the CPU's, and fp16 with loss scaling resumes bit for bit; ZeRO-1 on the GPU
+# matches the plain run; LeNet-5 (the classification task) agrees across devices too. Without
+# a usable GPU it exits with CTest's skip code 77 and says so.
 set -euo pipefail
 strata=$1
 work=$(mktemp -d)
@@ -64,6 +64,8 @@ run fp16_cuda --set device=cuda --set train.amp=fp16 --set train.loss_scale.grow
 run fp16_resumed --set device=cuda --set train.amp=fp16 --set train.loss_scale.growth_interval=3 \
   --resume "$(ck fp16_cuda 10)"
 "$strata" ckpt diff "$(ck fp16_cuda 20)" "$(ck fp16_resumed 20)"
+# ZeRO-1 on the GPU (one rank: its flat buffers and shard optimizer on the device).
+run zero_cuda --set device=cuda --set parallel.zero=true --set checkpoint.every=0
 
 # LeNet-5 on IDX images of its own (10 classes, a bright bar per class plus noise): the
 # classification task (cuDNN convolutions, eval accuracy) on both devices, and its CUDA
@@ -148,6 +150,11 @@ for s in f16r:
         (f16[s]["loss"], f16[s]["loss_scale"], f16[s]["skipped"]), (s, f16r[s], f16[s])
 assert f16[20]["loss"] < f16[1]["loss"] - 0.5, f"fp16 did not train: {f16[1]} -> {f16[20]}"
 print("cuda: resumed from step 10 equals the uninterrupted run bit for bit (f32 and fp16)")
+# ZeRO over one rank updates the same numbers through a flat shard: the plain run's losses.
+zero = steps("zero_cuda")
+worst = max(abs(zero[s]["loss"] - cuda[s]["loss"]) / cuda[s]["loss"] for s in cuda)
+print(f"zero on cuda vs plain: worst relative loss difference {worst:.2e}")
+assert worst < 1e-5, worst
 # LeNet-5: losses within 1e-3, eval loss within 1e-3 and accuracy within 2 test images.
 l_cpu, l_cuda, l_res = steps("lenet_cpu"), steps("lenet_cuda"), steps("lenet_cpu_from_cuda")
 assert sorted(l_cpu) == sorted(l_cuda) == list(range(1, 21)) and sorted(l_res) == list(range(11, 21))

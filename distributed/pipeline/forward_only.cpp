@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "distributed/pipeline/p2p.h"
 #include "distributed/pipeline/schedule.h"
 
 namespace strata::dist::pipeline {
@@ -12,25 +13,16 @@ namespace {
 
 // Tags above the training schedule's (message_tag), which never reach them.
 constexpr int kHeaderTag = 1 << 29, kDataTag = (1 << 29) + 1;
-constexpr int64_t kMaxDims = 8;
 
 void send_value(Communicator& pipe, const Tensor& x, int peer) {
-  check(x.dim() <= kMaxDims, "[pipeline.forward] activations of more than ", kMaxDims,
-        " dimensions are not supported, got ", x.desc());
-  std::vector<int64_t> header(kMaxDims + 2, 0);
-  header[0] = static_cast<int64_t>(x.dtype());
-  header[1] = x.dim();
-  for (int64_t d = 0; d < x.dim(); ++d) header[2 + d] = x.size(d);
-  pipe.send(from_vector<int64_t>(header, {kMaxDims + 2}, pipe.device()), peer, kHeaderTag);
+  pipe.send(shape_header("pipeline.forward", x, pipe.device()), peer, kHeaderTag);
   pipe.send(x.contiguous(), peer, kDataTag);
 }
 
 Tensor recv_value(Communicator& pipe, int peer) {
-  Tensor header = empty({kMaxDims + 2}, DType::i64, pipe.device());
+  Tensor header = empty_shape_header(pipe.device());
   pipe.recv(header, peer, kHeaderTag);
-  std::vector<int64_t> h = header.to(Device::cpu()).to_vector<int64_t>();
-  std::vector<int64_t> dims(h.begin() + 2, h.begin() + 2 + h[1]);
-  Tensor x = empty(Shape(dims), static_cast<DType>(h[0]), pipe.device());
+  Tensor x = tensor_for_header("pipeline.forward", header, pipe.device(), str_cat("stage ", peer));
   pipe.recv(x, peer, kDataTag);
   return x;
 }

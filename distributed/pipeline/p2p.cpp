@@ -18,6 +18,28 @@ int data_tag(int tag) { return tag * 2 + 1; }
 
 }  // namespace
 
+Tensor shape_header(const char* op, const Tensor& x, Device device) {
+  check(x.dim() <= kMaxDims, "[", op, "] activation ", x.desc(), " has ", x.dim(),
+        " dimensions; at most ", kMaxDims, " are supported");
+  std::vector<int64_t> header(kHeaderLen, 0);
+  header[0] = static_cast<int64_t>(x.dtype());
+  header[1] = x.dim();
+  for (int64_t d = 0; d < x.dim(); ++d) header[2 + d] = x.size(d);
+  return from_vector(header, {kHeaderLen}, device);
+}
+
+Tensor empty_shape_header(Device device) { return empty({kHeaderLen}, DType::i64, device); }
+
+Tensor tensor_for_header(const char* op, const Tensor& header, Device device,
+                         const std::string& from) {
+  std::vector<int64_t> h = header.to(Device::cpu()).to_vector<int64_t>();
+  check(h.size() == static_cast<size_t>(kHeaderLen) && h[0] >= 0 &&
+            h[0] <= static_cast<int64_t>(DType::b8) && h[1] >= 0 && h[1] <= kMaxDims,
+        "[", op, "] the header from ", from,
+        " is corrupt: the peer must send with the same pipeline code");
+  return empty(Shape(h.begin() + 2, h.begin() + 2 + h[1]), static_cast<DType>(h[0]), device);
+}
+
 struct SendState {
   Link in;  // where the gradient comes back
   int grad_tag;
@@ -51,14 +73,8 @@ void PendingSends::release_completed() {
 SentActivation send_activation(const PeerLink& link, const Tensor& x, int tag, int grad_tag,
                                const std::shared_ptr<PendingSends>& pending) {
   check(x.defined(), "[pipeline.send] the activation for tag ", tag, " is undefined");
-  check(x.dim() <= kMaxDims, "[pipeline.send] activation ", x.desc(), " has ", x.dim(),
-        " dimensions; at most ", kMaxDims, " are supported");
   Communicator& comm = *link.out.comm;
-  std::vector<int64_t> header(kHeaderLen, 0);
-  header[0] = static_cast<int64_t>(x.dtype());
-  header[1] = x.dim();
-  for (int64_t d = 0; d < x.dim(); ++d) header[2 + d] = x.size(d);
-  Tensor h = from_vector(header, {kHeaderLen}, comm.device());
+  Tensor h = shape_header("pipeline.send", x, comm.device());
   Tensor data = x.detach().contiguous();
   pending->add(comm.send_async(h, link.out.peer, header_tag(tag)), h);
   pending->add(comm.send_async(data, link.out.peer, data_tag(tag)), data);
@@ -93,17 +109,13 @@ ReceivedActivation recv_activation(const PeerLink& link, int tag, int grad_tag,
                                    const std::shared_ptr<PendingSends>& pending,
                                    bool requires_grad) {
   Communicator& comm = *link.in.comm;
-  Tensor h = empty({kHeaderLen}, DType::i64, comm.device());
+  Tensor h = empty_shape_header(comm.device());
   comm.recv(h, link.in.peer, header_tag(tag));
-  std::vector<int64_t> header = h.to(Device::cpu()).to_vector<int64_t>();
-  check(header[0] >= 0 && header[0] <= static_cast<int64_t>(DType::b8) && header[1] >= 0 &&
-            header[1] <= kMaxDims,
-        "[pipeline.recv] the header from stage ", link.stage, " (tag ", tag,
-        ") is corrupt: the peer must send with send_activation");
-  Shape shape(header.begin() + 2, header.begin() + 2 + header[1]);
-  auto dtype = static_cast<DType>(header[0]);
-  Tensor value = empty(shape, dtype, comm.device());
+  Tensor value = tensor_for_header("pipeline.recv", h, comm.device(),
+                                   str_cat("stage ", link.stage, " (tag ", tag, ")"));
   comm.recv(value, link.in.peer, data_tag(tag));
+  const Shape shape = value.shape();
+  const DType dtype = value.dtype();
 
   auto state = std::make_shared<RecvState>(RecvState{link.out, grad_tag, pending, shape, dtype});
   if (requires_grad) {

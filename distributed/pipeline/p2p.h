@@ -26,6 +26,16 @@ class PendingSends {
   std::vector<std::pair<WorkPtr, Tensor>> works_;
 };
 
+/// The wire form of x's dtype and shape: an i64 header on `device`. More than 8 dimensions
+/// is an Error starting with "[<op>]".
+Tensor shape_header(const char* op, const Tensor& x, Device device);
+/// A header to receive into, on `device`.
+Tensor empty_shape_header(Device device);
+/// An uninitialised tensor of the dtype and shape that a received `header` gives, on `device`;
+/// a corrupt header is an Error naming `op` and where it came from (`from`).
+Tensor tensor_for_header(const char* op, const Tensor& header, Device device,
+                         const std::string& from);
+
 struct SendState;
 /// A sent activation. `token` (0-d) is the loss-like root of this stage's backward:
 /// backward from it receives the gradient (unless recv_grad already did) and continues into

@@ -64,7 +64,9 @@ std::vector<std::pair<bool, std::vector<float>>> unscale_on_two_ranks(
       out[r].first = unscale_gradients(parts, {p});
       out[r].second = p.grad().to_vector<float>();
       update_loss_scale(parts, out[r].first);
-      if (out[r].first) EXPECT_EQ(parts.skipped_steps, 1);
+      if (out[r].first) {
+        EXPECT_EQ(parts.skipped_steps, 1);
+      }
     });
   }
   for (auto& t : threads) t.join();

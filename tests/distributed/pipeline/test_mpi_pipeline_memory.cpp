@@ -110,7 +110,9 @@ TEST(MpiPipelineMemory, OneFOneBHoldsPMicrobatchesGPipeAllOfThem) {
   }
   // Recomputation holds only each live micro-batch's input and output.
   EXPECT_LE(recompute.peak, (recompute.live - 1) * mb.io + mb.full + slack) << "stage " << rank;
-  if (ofob.live > 1) EXPECT_LT(recompute.peak, ofob.peak) << "stage " << rank;
+  if (ofob.live > 1) {
+    EXPECT_LT(recompute.peak, ofob.peak) << "stage " << rank;
+  }
 }
 
 }  // namespace

@@ -319,14 +319,7 @@ void launch_delta(const Tensor& dout, const Tensor& out, const Tensor& delta, cu
   }
 }
 
-/// Grid of (row tiles of `rows`, B * H) blocks; throws when B * H exceeds the grid's y limit.
-dim3 grid_of(const Tensor& q, int64_t rows) {
-  const int64_t bh = q.size(0) * q.size(1);
-  check(bh <= 65535, "[scaled_dot_product_attention] batch * heads = ", bh,
-        " exceeds the CUDA kernel's limit of 65535; split the batch");
-  return dim3(static_cast<unsigned>((rows + kBlockRows - 1) / kBlockRows),
-              static_cast<unsigned>(bh));
-}
+dim3 grid_of(const Tensor& q, int64_t rows) { return attention_grid(q, rows, kBlockRows); }
 
 /// Launches `kernel` with `floats` of dynamic shared memory (raising the 48 KiB default).
 template <class Kernel, class... Args>

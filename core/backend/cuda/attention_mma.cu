@@ -454,14 +454,7 @@ void visit_mma(const Tensor& q, Fn&& fn) {
   with_dim(f16{});
 }
 
-/// Grid of (64-row tiles of `rows`, B * H) blocks; throws when B * H exceeds the y limit.
-dim3 grid_of(const Tensor& q, int64_t rows) {
-  const int64_t bh = q.size(0) * q.size(1);
-  check(bh <= 65535, "[scaled_dot_product_attention] batch * heads = ", bh,
-        " exceeds the CUDA kernel's limit of 65535; split the batch");
-  return dim3(static_cast<unsigned>((rows + kBlockRows - 1) / kBlockRows),
-              static_cast<unsigned>(bh));
-}
+dim3 grid_of(const Tensor& q, int64_t rows) { return attention_grid(q, rows, kBlockRows); }
 
 /// Whether every row of the (rows, d) slabs at `ptrs` can be read 16 bytes at a time.
 bool rows_aligned(int64_t d, std::initializer_list<const void*> ptrs) {

@@ -28,6 +28,16 @@ __device__ inline bool attends(const AttentionProblem& p, int64_t bh, int64_t i,
   return p.mask[b * p.ms[0] + h * p.ms[1] + i * p.ms[2] + j * p.ms[3]];
 }
 
+/// Grid of (tiles of `block_rows` of `rows`, B * H) blocks for q (B, H, ., .); an Error when
+/// B * H exceeds the grid's y limit.
+inline dim3 attention_grid(const Tensor& q, int64_t rows, int64_t block_rows) {
+  const int64_t bh = q.size(0) * q.size(1);
+  check(bh <= 65535, "[scaled_dot_product_attention] batch * heads = ", bh,
+        " exceeds the CUDA kernel's limit of 65535; split the batch");
+  return dim3(static_cast<unsigned>((rows + block_rows - 1) / block_rows),
+              static_cast<unsigned>(bh));
+}
+
 /// attention_forward for bf16/f16 q, k, v (contiguous, d <= 128) on tensor cores.
 void attention_forward_mma(const AttentionProblem& p, const Tensor& q, const Tensor& k,
                            const Tensor& v, const Tensor& out, const Tensor& lse,

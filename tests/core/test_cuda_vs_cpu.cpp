@@ -405,9 +405,10 @@ void add_linalg(std::vector<OpCase>& cases) {
                    250});
 }
 
-// cuDNN convolutions (FMA algorithms only: f32 is compared at f32 precision).
+// cuDNN convolutions: f32 and f64 on FMA algorithms (compared at their precision), bf16 and
+// f16 on tensor cores with f32 accumulation (the CPU computes them in f32 and rounds).
 void add_conv(std::vector<OpCase>& cases) {
-  for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
     cases.push_back(
         {str_cat("conv2d_pad_", dtype_name(t)), t,
          [](Device d, DType t) {

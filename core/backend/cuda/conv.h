@@ -1,5 +1,6 @@
 // CUDA 2-D convolution through cuDNN with the contracts of cpu/conv.h (same geometry; all
-// tensors contiguous f32 or f64 of one dtype on one GPU; outputs overwritten).
+// tensors contiguous, of one dtype (f32, f64, or bf16/f16 on tensor cores) on one GPU;
+// outputs overwritten).
 #pragma once
 
 #include "core/backend/cpu/conv.h"

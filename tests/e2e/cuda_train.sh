@@ -68,9 +68,8 @@ run fp16_resumed --set device=cuda --set train.amp=fp16 --set train.loss_scale.g
 run zero_cuda --set device=cuda --set parallel.zero=true --set checkpoint.every=0
 
 # LeNet-5 on IDX images of its own (10 classes, a bright bar per class plus noise): the
-# classification task (cuDNN convolutions, eval accuracy) on both devices, and its CUDA
-# checkpoint resumed on the CPU. (No bitwise resume here: cuDNN may pick non-deterministic
-# weight-gradient algorithms.)
+# classification task (cuDNN convolutions, eval accuracy) on both devices, its CUDA checkpoint
+# resumed on the CPU, and on the GPU bit for bit (strata picks deterministic cuDNN algorithms).
 /usr/bin/python3 - "$work/idx" << 'PY'
 import os, random, struct, sys
 out = sys.argv[1]
@@ -102,6 +101,8 @@ lenet=(--config "$work/lenet.json")
 run lenet_cuda --set device=cuda "${lenet[@]}"
 run lenet_cpu --set device=cpu "${lenet[@]}"
 run lenet_cpu_from_cuda --set device=cpu "${lenet[@]}" --resume "$(ck lenet_cuda 10)"
+run lenet_cuda_resumed --set device=cuda "${lenet[@]}" --resume "$(ck lenet_cuda 10)"
+"$strata" ckpt diff "$(ck lenet_cuda 20)" "$(ck lenet_cuda_resumed 20)"
 
 /usr/bin/python3 - "$work" << 'PY'
 import json, sys
@@ -163,6 +164,10 @@ print(f"lenet cpu vs cuda: worst relative loss difference {worst:.2e}")
 assert worst <= 1e-3, worst
 for s in l_res:
     assert close(l_res[s]["loss"], l_cuda[s]["loss"], 1e-3), ("lenet resumed", s, l_res[s], l_cuda[s])
+l_again = steps("lenet_cuda_resumed")
+assert sorted(l_again) == list(range(11, 21)), sorted(l_again)
+for s in l_again:
+    assert l_again[s]["loss"] == l_cuda[s]["loss"], ("lenet cuda resumed", s, l_again[s], l_cuda[s])
 ev_cpu = [r["eval"] for r in records("lenet_cpu") if "eval" in r]
 ev_cuda = [r["eval"] for r in records("lenet_cuda") if "eval" in r]
 assert len(ev_cpu) == len(ev_cuda) == 2, (ev_cpu, ev_cuda)

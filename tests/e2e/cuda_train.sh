@@ -6,8 +6,9 @@
 # the final checkpoint through `strata ckpt diff`); the CUDA checkpoint resumes on the CPU and
 # the CPU checkpoint on the GPU, close to the runs that wrote them; bf16 autocast on the GPU
 # stays close to the CPU's, and fp16 with loss scaling resumes bit for bit; ZeRO-1 on the GPU
-# matches the plain run; LeNet-5 (the classification task) agrees across devices too. Without
-# a usable GPU it exits with CTest's skip code 77 and says so.
+# matches the plain run; LeNet-5 (the classification task) agrees across devices too and
+# resumes on the GPU bit for bit. Without a usable GPU it exits with CTest's skip code 77 and
+# says so.
 set -euo pipefail
 strata=$1
 work=$(mktemp -d)

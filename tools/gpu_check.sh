@@ -3,7 +3,8 @@
 # with CUDA into build-gpu, run the CUDA tests (ctest -L cuda: the CUDA-vs-CPU tables, DP
 # over NCCL and `strata train` with device: cuda), then the GPU benchmarks (bench/gpu_bench.cpp
 # beside bench/torch_gpu_bench.py, same shapes), and write logs and gpu_check.json (with the
-# strata/PyTorch ratios) to $OUT.
+# strata/PyTorch ratios) to $OUT. Failing CUDA tests do not stop the benchmarks (one run
+# brings back what to fix and how fast the rest is); skipped ones (no usable GPU) do.
 # `--build-only` stops after the build: the dry run on a CPU machine. `--no-bench` skips the
 # benchmarks.
 #
@@ -21,7 +22,7 @@ case "${1:-}" in
   --build-only) mode=build-only ;;
   --no-bench) mode=no-bench ;;
   -h | --help)
-    sed -n '2,15p' "$0"
+    sed -n '2,16p' "$0"
     exit 0
     ;;
   *)
@@ -232,19 +233,27 @@ failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<< "${summary:-passed
 skipped=$(grep -c "\*\*\*Skipped" "$out/ctest_cuda.log" || true)
 passed=$((total - failed - skipped))
 [ "$total" -gt 0 ] || fail cuda_tests "ctest found no test labelled cuda"
-[ "$tests_ok" = 1 ] || fail cuda_tests "$failed of $total CUDA tests failed"
 # On the GPU machine a skip means the GPU was not usable: that is a failed check, not a pass.
 [ "$skipped" = 0 ] ||
   fail cuda_tests "$skipped CUDA tests skipped (no usable GPU; nvidia-smi: ${gpu:-none visible})"
-status_tests=passed
-echo "gpu_check: $passed CUDA tests passed"
+if [ "$tests_ok" = 1 ]; then
+  status_tests=passed
+  echo "gpu_check: $passed CUDA tests passed"
+else
+  # Failing cases still leave the benchmarks worth running: device time is scarce, and one
+  # run should bring back both what to fix and how fast the rest is.
+  echo "gpu_check: $failed of $total CUDA tests failed ($out/ctest_cuda.log); benchmarks next" >&2
+fi
 
 if [ "$mode" = no-bench ]; then
   write_json
+  [ "$tests_ok" = 1 ] || fail cuda_tests "$failed of $total CUDA tests failed"
   echo "gpu_check: benchmarks skipped (--no-bench); $json"
   exit 0
 fi
 run_benchmarks
 write_json
+[ "$tests_ok" = 1 ] ||
+  fail cuda_tests "$failed of $total CUDA tests failed (the benchmarks ran: $status_bench)"
 [ "$status_bench" = passed ] || fail benchmarks "$status_bench (see $out/bench_*.log)"
 echo "gpu_check: benchmarks done; $json"

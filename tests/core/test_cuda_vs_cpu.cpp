@@ -277,12 +277,14 @@ void add_norm_embedding_dropout(std::vector<OpCase>& cases) {
 // statistics); the running buffers stay f32 under bf16 inputs, as in mixed precision.
 void add_batch_norm(std::vector<OpCase>& cases) {
   for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
-    const Shape shapes[] = {{4, 5, 6, 7}, {33, 8}};
-    for (size_t k = 0; k < 2; ++k) {
+    // The CUDA statistics split the samples over blocks: one sample per block ({4, 5, 6, 7},
+    // {64, 3, 20, 20}), uneven slices ({6, 300, 3, 3}: 4 slices of 6 samples), S = 1 ({33, 8}).
+    const Shape shapes[] = {{4, 5, 6, 7}, {33, 8}, {64, 3, 20, 20}, {6, 300, 3, 3}};
+    const char* names[] = {"4d_", "2d_", "many_samples_", "uneven_slices_"};
+    for (size_t k = 0; k < 4; ++k) {
       const Shape shape = shapes[k];
       cases.push_back(
-          {str_cat("batch_norm_train_", k == 0 ? "4d_" : "2d_", dtype_name(t)), t,
-           [shape](Device d, DType t) {
+          {str_cat("batch_norm_train_", names[k], dtype_name(t)), t, [shape](Device d, DType t) {
              const int64_t C = shape[1];
              const DType st = t == DType::f64 ? t : DType::f32;
              Tensor x = input(d, t, shape, 110, -3, 3);

@@ -1,7 +1,7 @@
 // Layer norm on the GPU: one block per row for the statistics (two passes, f64 sums, as the
 // CPU) and for the input gradient; weight and bias gradients sum over row chunks with one
-// thread per column, then over the chunks in a fixed order. Batch norm: one block per channel
-// sums its N runs of S elements (f64, as the CPU), then writes that channel's gradients.
+// thread per column, then over the chunks in a fixed order. Batch norm: channel sums over
+// (channel, sample slice) blocks in f64 (as the CPU), added per channel in a fixed order.
 #include <algorithm>
 
 #include "core/backend/cuda/copy.h"
@@ -91,25 +91,52 @@ __global__ void layer_norm_param_finish(const double2* part, int64_t splits, int
   }
 }
 
-/// Mean and biased variance of each channel of x (N, C, S), two passes in f64.
+// Batch norm: x is (N, C, S). Channel sums run on a (C, splits) grid, each block summing in
+// f64 the elements of its channel in a slice of the samples; a second kernel adds each
+// channel's `splits` partials in a fixed order (deterministic, no atomics). Element offsets
+// use 32-bit division (checked), a fraction of the cost of 64-bit division on the GPU.
+
+/// Element j of channel c's run within samples [n0, n1): its offset in x.
+__device__ inline int64_t channel_offset(uint32_t j, uint32_t S, int64_t n0, int64_t C, int64_t c) {
+  const uint32_t n = j / S;
+  return ((n0 + n) * C + c) * S + (j - n * S);
+}
+
+/// The samples [n0, n1) of split k of `splits` over N.
+__device__ inline void split_range(int64_t N, int64_t k, int64_t splits, int64_t& n0, int64_t& n1) {
+  n0 = N * k / splits;
+  n1 = N * (k + 1) / splits;
+}
+
+/// part[c * splits + k] = sum over the block's slice of x (center == null) or of
+/// (x - center[c])^2, in f64.
 template <class T>
-__global__ void channel_stats_kernel(const T* x, T* mean, T* var, int64_t N, int64_t C, int64_t S) {
-  const int64_t M = N * S;
-  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
+__global__ void channel_partial_kernel(const T* x, const double* center, double* part, int64_t N,
+                                       int64_t C, int64_t S) {
+  const int64_t c = blockIdx.x, k = blockIdx.y, splits = gridDim.y;
+  int64_t n0, n1;
+  split_range(N, k, splits, n0, n1);
+  const uint32_t count = static_cast<uint32_t>((n1 - n0) * S);
+  const double m = center ? center[c] : 0.0;
+  double acc = 0;
+  for (uint32_t j = threadIdx.x; j < count; j += blockDim.x) {
+    const double v = double(x[channel_offset(j, static_cast<uint32_t>(S), n0, C, c)]);
+    acc += center ? (v - m) * (v - m) : v;
+  }
+  acc = block_reduce(acc, Sum{}, 0.0);
+  if (threadIdx.x == 0) part[c * splits + k] = acc;
+}
+
+/// out[c] = (sum of channel c's partials, in order) / M, as f64 (and as T when out_t is set).
+template <class T>
+__global__ void channel_finish_kernel(const double* part, int64_t splits, int64_t C, double M,
+                                      double* out, T* out_t) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C;
+       c += int64_t(gridDim.x) * blockDim.x) {
     double s = 0;
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
-      s += double(x[(i / S * C + c) * S + i % S]);
-    const double m = block_reduce(s, Sum{}, 0.0) / double(M);
-    double q = 0;
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const double d = double(x[(i / S * C + c) * S + i % S]) - m;
-      q += d * d;
-    }
-    const double v = block_reduce(q, Sum{}, 0.0) / double(M);
-    if (threadIdx.x == 0) {
-      mean[c] = T(m);
-      var[c] = T(v);
-    }
+    for (int64_t k = 0; k < splits; ++k) s += part[c * splits + k];
+    out[c] = s / M;
+    if (out_t) out_t[c] = T(s / M);
   }
 }
 
@@ -119,40 +146,81 @@ __global__ void channel_norm_kernel(const T* x, const T* mean, const T* rstd, co
                                     const T* b, T* out, int64_t n, int64_t C, int64_t S) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    const int64_t c = i / S % C;
+    // n < 2^32 (checked at launch): 32-bit division.
+    const int64_t c =
+        (static_cast<uint32_t>(i) / static_cast<uint32_t>(S)) % static_cast<uint32_t>(C);
     const T scale = rstd[c] * (w ? w[c] : T(1));
     const T shift = (b ? b[c] : T(0)) - mean[c] * scale;
     out[i] = x[i] * scale + shift;
   }
 }
 
-/// Per channel: gw = sum(g * xhat), gb = sum(g), then gx (each optional).
+/// part[(c * splits + k) * 2 + {0, 1}] = sums of g and of g * xhat over the block's slice.
 template <class T>
-__global__ void channel_norm_backward_kernel(const T* g, const T* x, const T* mean, const T* rstd,
-                                             const T* w, T* gx, T* gw, T* gb, int64_t N, int64_t C,
-                                             int64_t S) {
-  const int64_t M = N * S;
-  for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
-    const T mu = mean[c], rs = rstd[c];
-    double sg = 0, sgx = 0;
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t at = (i / S * C + c) * S + i % S;
-      sg += g[at];
-      sgx += g[at] * (x[at] - mu) * rs;
-    }
-    sg = block_reduce(sg, Sum{}, 0.0);
-    sgx = block_reduce(sgx, Sum{}, 0.0);
-    if (threadIdx.x == 0) {
-      if (gw) gw[c] = T(sgx);
-      if (gb) gb[c] = T(sg);
-    }
-    if (!gx) continue;
-    const T k = rs * (w ? w[c] : T(1)), c1 = T(sg / double(M)), c2 = T(sgx / double(M));
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t at = (i / S * C + c) * S + i % S;
-      gx[at] = k * (g[at] - c1 - (x[at] - mu) * rs * c2);
-    }
+__global__ void channel_grad_partial_kernel(const T* g, const T* x, const T* mean, const T* rstd,
+                                            double* part, int64_t N, int64_t C, int64_t S) {
+  const int64_t c = blockIdx.x, k = blockIdx.y, splits = gridDim.y;
+  int64_t n0, n1;
+  split_range(N, k, splits, n0, n1);
+  const uint32_t count = static_cast<uint32_t>((n1 - n0) * S);
+  const T mu = mean[c], rs = rstd[c];
+  double sg = 0, sgx = 0;
+  for (uint32_t j = threadIdx.x; j < count; j += blockDim.x) {
+    const int64_t at = channel_offset(j, static_cast<uint32_t>(S), n0, C, c);
+    sg += g[at];
+    sgx += g[at] * (x[at] - mu) * rs;
   }
+  sg = block_reduce(sg, Sum{}, 0.0);
+  sgx = block_reduce(sgx, Sum{}, 0.0);
+  if (threadIdx.x == 0) {
+    part[(c * splits + k) * 2] = sg;
+    part[(c * splits + k) * 2 + 1] = sgx;
+  }
+}
+
+/// Per channel, the partials in order: gw = sum(g * xhat), gb = sum(g) (each optional), and
+/// coef[c] = (sum(g) / M, sum(g * xhat) / M) for the input gradient.
+template <class T>
+__global__ void channel_grad_finish_kernel(const double* part, int64_t splits, int64_t C, double M,
+                                           T* gw, T* gb, double* coef) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C;
+       c += int64_t(gridDim.x) * blockDim.x) {
+    double sg = 0, sgx = 0;
+    for (int64_t k = 0; k < splits; ++k) {
+      sg += part[(c * splits + k) * 2];
+      sgx += part[(c * splits + k) * 2 + 1];
+    }
+    if (gw) gw[c] = T(sgx);
+    if (gb) gb[c] = T(sg);
+    coef[c * 2] = sg / M;
+    coef[c * 2 + 1] = sgx / M;
+  }
+}
+
+/// gx = rstd * w * (g - mean(g) - xhat * mean(g * xhat)), element-wise.
+template <class T>
+__global__ void channel_input_grad_kernel(const T* g, const T* x, const T* mean, const T* rstd,
+                                          const T* w, const double* coef, T* gx, int64_t n,
+                                          int64_t C, int64_t S) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    const int64_t c =
+        (static_cast<uint32_t>(i) / static_cast<uint32_t>(S)) % static_cast<uint32_t>(C);
+    const T mu = mean[c], rs = rstd[c];
+    const T k = rs * (w ? w[c] : T(1)), c1 = T(coef[c * 2]), c2 = T(coef[c * 2 + 1]);
+    gx[i] = k * (g[i] - c1 - (x[i] - mu) * rs * c2);
+  }
+}
+
+/// Splits of the samples so that C x splits blocks fill the GPU (a few per SM).
+int64_t channel_splits(int64_t N, int64_t C) {
+  return std::clamp<int64_t>((1024 + C - 1) / std::max<int64_t>(C, 1), 1, std::max<int64_t>(N, 1));
+}
+
+/// The 32-bit index arithmetic's limit: every tensor and slice below 2^32 elements.
+void check_channel_sizes(const Tensor& x) {
+  check(x.numel() < (int64_t(1) << 32), "[batch_norm] ", x.desc(),
+        " has 2^32 elements or more, beyond the CUDA kernels' 32-bit indexing; split the batch");
 }
 
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
@@ -207,11 +275,25 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean, c
 void channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
   const int64_t N = x.shape()[0], C = x.shape()[1], S = x.shape()[2];
   if (C == 0) return;
+  check_channel_sizes(x);
+  const int64_t splits = channel_splits(N, C);
+  cudaStream_t stream = stream_for(x.device());
+  Tensor part = empty({C * splits}, DType::f64, x.device());
+  Tensor center = empty({C}, DType::f64, x.device()), scratch = empty({C}, DType::f64, x.device());
+  const double M = double(N * S);
+  const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
   visit_floating(x, "channel_stats", [&](auto tag) {
     using T = decltype(tag);
-    channel_stats_kernel<T><<<row_grid(C), kThreads, 0, stream_for(x.device())>>>(
-        cptr<T>(x), mptr<T>(mean), mptr<T>(var), N, C, S);
-    STRATA_CUDA_CHECK_LAUNCH("channel_stats");
+    // Two passes as on the CPU: the mean, then the mean squared deviation from it.
+    for (bool second : {false, true}) {
+      channel_partial_kernel<T><<<grid, kThreads, 0, stream>>>(
+          cptr<T>(x), second ? mptr<double>(center) : nullptr, mptr<double>(part), N, C, S);
+      STRATA_CUDA_CHECK_LAUNCH("channel_partial");
+      channel_finish_kernel<T><<<blocks_for(C), kThreads, 0, stream>>>(
+          mptr<double>(part), splits, C, M, mptr<double>(second ? scratch : center),
+          mptr<T>(second ? var : mean));
+      STRATA_CUDA_CHECK_LAUNCH("channel_finish");
+    }
   });
 }
 
@@ -219,6 +301,7 @@ void channel_norm(const Tensor& x, const Tensor& mean, const Tensor& rstd, const
                   const Tensor& b, const Tensor& out) {
   const int64_t n = x.numel(), C = x.shape()[1], S = x.shape()[2];
   if (n == 0) return;
+  check_channel_sizes(x);
   visit_floating(x, "channel_norm", [&](auto tag) {
     using T = decltype(tag);
     channel_norm_kernel<T><<<blocks_for(n), kThreads, 0, stream_for(x.device())>>>(
@@ -231,12 +314,26 @@ void channel_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean,
                            const Tensor& w, const Tensor& gx, const Tensor& gw, const Tensor& gb) {
   const int64_t N = x.shape()[0], C = x.shape()[1], S = x.shape()[2];
   if (C == 0) return;
+  check_channel_sizes(x);
+  const int64_t splits = channel_splits(N, C);
+  cudaStream_t stream = stream_for(x.device());
+  Tensor part = empty({C * splits * 2}, DType::f64, x.device());
+  Tensor coef = empty({C * 2}, DType::f64, x.device());
+  const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
   visit_floating(x, "channel_norm_backward", [&](auto tag) {
     using T = decltype(tag);
-    channel_norm_backward_kernel<T><<<row_grid(C), kThreads, 0, stream_for(x.device())>>>(
-        cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), mptr<T>(gx), mptr<T>(gw),
-        mptr<T>(gb), N, C, S);
-    STRATA_CUDA_CHECK_LAUNCH("channel_norm_backward");
+    channel_grad_partial_kernel<T><<<grid, kThreads, 0, stream>>>(
+        cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), mptr<double>(part), N, C, S);
+    STRATA_CUDA_CHECK_LAUNCH("channel_grad_partial");
+    channel_grad_finish_kernel<T><<<blocks_for(C), kThreads, 0, stream>>>(
+        mptr<double>(part), splits, C, double(N * S), mptr<T>(gw), mptr<T>(gb), mptr<double>(coef));
+    STRATA_CUDA_CHECK_LAUNCH("channel_grad_finish");
+    if (gx.defined() && x.numel() > 0) {
+      channel_input_grad_kernel<T><<<blocks_for(x.numel()), kThreads, 0, stream>>>(
+          cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), mptr<double>(coef),
+          mptr<T>(gx), x.numel(), C, S);
+      STRATA_CUDA_CHECK_LAUNCH("channel_input_grad");
+    }
   });
 }
 

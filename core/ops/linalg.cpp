@@ -108,13 +108,19 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   Tensor x2 = x.detach().reshape({-1, in});
   Tensor out = empty({x2.size(0), outf}, x.dtype(), x.device());
-  double beta = 0.0;
-  if (bias.defined()) {
-    Tensor dst = out;
-    copy_(dst, bias.detach().unsqueeze(0));
-    beta = 1.0;
+  Tensor a = x2.unsqueeze(0), b = weight.detach().t().unsqueeze(0);
+  // On CUDA the bias rides cuBLASLt's epilogue where it can; else out = bias, then beta = 1.
+  const bool fused = bias.defined() && on_cuda(out) &&
+                     cuda::gemm_bias(a, b, bias.detach().contiguous(), out.unsqueeze(0));
+  if (!fused) {
+    double beta = 0.0;
+    if (bias.defined()) {
+      Tensor dst = out;
+      copy_(dst, bias.detach().unsqueeze(0));
+      beta = 1.0;
+    }
+    gemm_kernel(a, b, out.unsqueeze(0), 1.0, beta);
   }
-  gemm_kernel(x2.unsqueeze(0), weight.detach().t().unsqueeze(0), out.unsqueeze(0), 1.0, beta);
   out = out.reshape(out_shape);
   return record("linear", out, {x, weight, bias}, [x, weight, bias, in](const Tensor& g) {
     Tensor g2 = g.reshape({-1, g.size(-1)});

@@ -98,23 +98,13 @@ struct Scale {
   __device__ T operator()(T v) const { return beta * v; }
 };
 
-}  // namespace
-
-void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
-          bool allow_tf32) {
-  const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+/// The cuBLASLt call of gemm and gemm_bias for k > 0: out = alpha a @ b + beta out, plus
+/// `bias` (n) on every row through the bias epilogue when defined. False only when a bias
+/// was asked for and cuBLASLt has no algorithm with that epilogue.
+bool lt_matmul(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
+               bool allow_tf32, const Tensor& bias) {
+  const int64_t batch = a.shape()[0], m = a.shape()[1], n = b.shape()[2];
   const bool f64 = a.dtype() == DType::f64;
-  check_internal(is_floating(a.dtype()), "CUDA gemm called on ", a.desc());
-  if (batch == 0 || m == 0 || n == 0) return;
-  if (k == 0) {  // an empty sum: out = beta * out
-    if (beta == 0) return fill(out, 0.0);
-    if (beta == 1) return;
-    visit_floating(out, "gemm_scale", [&](auto tag) {
-      using T = decltype(tag);
-      map<T>("gemm_scale", out, Scale<T>{T(beta)}, arg<T>(out));
-    });
-    return;
-  }
   check(batch <= INT32_MAX, "[matmul] batch of ", batch, " exceeds cuBLASLt's limit");
   Operand A = describe(b), B = describe(a);  // out^T = b^T a^T
   const cudaDataType_t type = data_type(a.dtype());
@@ -128,6 +118,17 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
       cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &A.op, sizeof(A.op)));
   STRATA_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &B.op, sizeof(B.op)));
+  if (bias.defined()) {
+    // Column-major D is (n, m): the epilogue adds a vector of D's n rows, out's columns.
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const void* ptr = bias.raw_data();
+    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                       sizeof(epilogue)));
+    STRATA_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr, sizeof(ptr)));
+    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                       &type, sizeof(type)));
+  }
   MatrixLayout la = layout(type, A.rows, A.cols, A.ld, batch, A.batch_stride);
   MatrixLayout lb = layout(type, B.rows, B.cols, B.ld, batch, B.batch_stride);
   MatrixLayout lc = layout(type, uint64_t(n), uint64_t(m), n, batch, m * n);
@@ -137,8 +138,10 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
       preference(blas.workspace_bytes, A.t.raw_data(), B.t.raw_data(), out.raw_data());
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas.handle, d, la.get(), lb.get(), lc.get(),
-                                                     lc.get(), pref.get(), 1, &result, &found));
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      blas.handle, d, la.get(), lb.get(), lc.get(), lc.get(), pref.get(), 1, &result, &found);
+  if (bias.defined() && (status != CUBLAS_STATUS_SUCCESS || found == 0)) return false;
+  STRATA_CUBLAS_CHECK(status);
   check(found > 0, "[matmul] cuBLASLt has no algorithm for ", a.desc(), " @ ", b.desc(),
         "; try contiguous operands");
   const float alpha32 = float(alpha), beta32 = float(beta);
@@ -148,6 +151,37 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
                                      lb.get(), pb, out.raw_data(), lc.get(), out.raw_data(),
                                      lc.get(), &result.algo, blas.workspace, blas.workspace_bytes,
                                      stream));
+  return true;
+}
+
+}  // namespace
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
+          bool allow_tf32) {
+  const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+  check_internal(is_floating(a.dtype()), "CUDA gemm called on ", a.desc());
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: out = beta * out
+    if (beta == 0) return fill(out, 0.0);
+    if (beta == 1) return;
+    visit_floating(out, "gemm_scale", [&](auto tag) {
+      using T = decltype(tag);
+      map<T>("gemm_scale", out, Scale<T>{T(beta)}, arg<T>(out));
+    });
+    return;
+  }
+  lt_matmul(a, b, out, alpha, beta, allow_tf32, Tensor());
+}
+
+bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out) {
+  const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+  // The epilogue's cases: one f32/bf16/f16 matrix with a contiguous, aligned bias of n.
+  if (batch != 1 || m == 0 || n == 0 || k == 0 || a.dtype() == DType::f64 ||
+      bias.dtype() != out.dtype() || bias.numel() != n || !bias.is_contiguous() ||
+      alignment_of(bias.raw_data()) < 16) {
+    return false;
+  }
+  return lt_matmul(a, b, out, 1.0, 0.0, false, bias);
 }
 
 }  // namespace strata::cuda

@@ -1,4 +1,4 @@
-// The per-thread autocast state behind AutocastGuard.
+// The per-thread autocast and TF32 states behind AutocastGuard and Tf32Guard.
 #include "core/autocast.h"
 
 namespace strata {
@@ -10,9 +10,20 @@ std::optional<DType>& current() {
   return low;
 }
 
+bool& tf32_state() {
+  thread_local bool allowed = false;
+  return allowed;
+}
+
 }  // namespace
 
 std::optional<DType> autocast_dtype() { return current(); }
+
+bool tf32_allowed() { return tf32_state(); }
+
+Tf32Guard::Tf32Guard(bool allow) : prev_(tf32_state()) { tf32_state() = allow; }
+
+Tf32Guard::~Tf32Guard() { tf32_state() = prev_; }
 
 AutocastGuard::AutocastGuard(std::optional<DType> low) : prev_(current()) {
   check(!low || *low == DType::bf16 || *low == DType::f16,

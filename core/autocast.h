@@ -26,6 +26,23 @@ class AutocastGuard {
   std::optional<DType> prev_;
 };
 
+/// Whether f32 GEMMs on CUDA may use TF32 tensor cores (10-bit mantissa products, f32
+/// sums), as torch.backends.cuda.matmul.allow_tf32: false unless a Tf32Guard allows it on
+/// this thread. The CPU always computes exact f32.
+bool tf32_allowed();
+
+/// Allows or forbids TF32 f32 GEMMs on this thread for its lifetime (restoring on exit).
+class Tf32Guard {
+ public:
+  explicit Tf32Guard(bool allow);
+  ~Tf32Guard();
+  Tf32Guard(const Tf32Guard&) = delete;
+  Tf32Guard& operator=(const Tf32Guard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 namespace autocast {
 
 /// f32 and low-dtype tensors as `low`; anything else (f64, integers, undefined) unchanged.

@@ -31,6 +31,8 @@ Json common_defaults() {
         // Mixed precision: none, bf16 (autocast) or fp16 (autocast plus dynamic loss scaling
         // from loss_scale.init, doubled after growth_interval steps without inf/NaN).
         {"amp", "none"},
+        // tf32: f32 GEMMs on CUDA may use TF32 tensor cores (as torch's allow_tf32).
+        {"tf32", false},
         {"loss_scale", {{"init", 65536.0}, {"growth_interval", 2000}}}}},
       // dir "" means <run_dir>/checkpoints (filled in by resolve_config); every 0 = no saves;
       // async writes in a background thread while training goes on.

@@ -336,6 +336,7 @@ TrainResult train(TrainParts& parts, const Json& cfg, const LaunchEnv& env,
           : "";
   LoopSettings ls = loop_settings(cfg, task);
   configure_amp(parts, cfg);
+  Tf32Guard tf32(get<bool>(cfg, "train.tf32"));  // forward, backward and evaluation alike
   int64_t start = start_from(parts, resume, metrics);
   Logs logs = open_logs(cfg, env, metrics);
   Checkpointer saver(cfg, env);

@@ -19,10 +19,10 @@ void check_matmul_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_floating(op, a);
 }
 
-/// The GEMM of the operands' device: OpenBLAS, or cuBLASLt in exact f32 (TF32 is opt-in at
-/// the kernel until amp/config can ask for it).
+/// The GEMM of the operands' device: OpenBLAS, or cuBLASLt (f32 in exact f32 unless a
+/// Tf32Guard allows TF32).
 void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta) {
-  if (on_cuda(out)) return cuda::gemm(a, b, out, alpha, beta);
+  if (on_cuda(out)) return cuda::gemm(a, b, out, alpha, beta, tf32_allowed());
   cpu::gemm(a, b, out, alpha, beta);
 }
 
@@ -110,8 +110,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor out = empty({x2.size(0), outf}, x.dtype(), x.device());
   Tensor a = x2.unsqueeze(0), b = weight.detach().t().unsqueeze(0);
   // On CUDA the bias rides cuBLASLt's epilogue where it can; else out = bias, then beta = 1.
-  const bool fused = bias.defined() && on_cuda(out) &&
-                     cuda::gemm_bias(a, b, bias.detach().contiguous(), out.unsqueeze(0));
+  const bool fused =
+      bias.defined() && on_cuda(out) &&
+      cuda::gemm_bias(a, b, bias.detach().contiguous(), out.unsqueeze(0), tf32_allowed());
   if (!fused) {
     double beta = 0.0;
     if (bias.defined()) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 
 #include "core/autocast.h"
 #include "core/ops.h"
@@ -41,6 +42,29 @@ TEST(Autocast, OffByDefaultAndGuardsNest) {
   EXPECT_FALSE(autocast_dtype().has_value());
   EXPECT_EQ(message_of([] { AutocastGuard bad(DType::f64); }),
             "[autocast] the low dtype must be bf16 or f16, got f64");
+}
+
+TEST(Autocast, Tf32IsOffByDefaultPerThreadAndGuardsNest) {
+  EXPECT_FALSE(tf32_allowed());
+  {
+    Tf32Guard on(true);
+    EXPECT_TRUE(tf32_allowed());
+    bool other_thread = true;
+    std::thread([&] { other_thread = tf32_allowed(); }).join();
+    EXPECT_FALSE(other_thread) << "each thread (rank) has its own setting";
+    {
+      Tf32Guard off(false);
+      EXPECT_FALSE(tf32_allowed());
+    }
+    EXPECT_TRUE(tf32_allowed());
+    // The CPU computes exact f32 either way.
+    Generator gen(9);
+    Tensor a = randn({5, 7}, gen), b = randn({7, 3}, gen);
+    std::vector<float> with = matmul(a, b).to_vector<float>();
+    Tf32Guard off(false);
+    EXPECT_EQ(with, matmul(a, b).to_vector<float>());
+  }
+  EXPECT_FALSE(tf32_allowed());
 }
 
 TEST(Autocast, GemmOpsComputeInTheLowDtype) {

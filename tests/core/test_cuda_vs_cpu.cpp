@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/autocast.h"
 #include "core/backend/backend.h"
 #include "core/backend/cpu/linalg.h"
 #include "core/backend/cpu/optim.h"
@@ -403,6 +404,16 @@ void add_linalg(std::vector<OpCase>& cases) {
                        cpu::gemm(a, b, out, 1.0, 0.0);
                      }
                      return Outs{out};
+                   },
+                   250});
+  // The same through the op layer: linear with its bias under a Tf32Guard (the bias rides
+  // cuBLASLt's epilogue on the GPU), forward and backward; the CPU computes exact f32.
+  cases.push_back({"linear_bias_tf32_guard_f32", DType::f32,
+                   [](Device d, DType t) {
+                     Tf32Guard tf32(true);
+                     Tensor x = input(d, t, {24, 96}, 47, -1, 1);
+                     Tensor w = input(d, t, {40, 96}, 48, -1, 1), b = input(d, t, {40}, 49);
+                     return with_grads(linear(x, w, b), {x, w, b});
                    },
                    250});
 }

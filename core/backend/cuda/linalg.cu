@@ -173,7 +173,8 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
   lt_matmul(a, b, out, alpha, beta, allow_tf32, Tensor());
 }
 
-bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out) {
+bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
+               bool allow_tf32) {
   const int64_t batch = a.shape()[0], m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
   // The epilogue's cases: one f32/bf16/f16 matrix with a contiguous, aligned bias of n.
   if (batch != 1 || m == 0 || n == 0 || k == 0 || a.dtype() == DType::f64 ||
@@ -181,7 +182,7 @@ bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tenso
       alignment_of(bias.raw_data()) < 16) {
     return false;
   }
-  return lt_matmul(a, b, out, 1.0, 0.0, false, bias);
+  return lt_matmul(a, b, out, 1.0, 0.0, allow_tf32, bias);
 }
 
 }  // namespace strata::cuda

@@ -13,6 +13,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, dou
 /// out (1, m, n) = a (1, m, k) @ b (1, k, n) + bias (n) on every row, the bias added by
 /// cuBLASLt's epilogue (no separate pass). False, with nothing written, where the epilogue
 /// does not apply (f64, batches, k = 0, a misaligned bias, no such algorithm): then use gemm.
-bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out);
+bool gemm_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
+               bool allow_tf32 = false);
 
 }  // namespace strata::cuda

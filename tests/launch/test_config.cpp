@@ -75,7 +75,7 @@ TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
   EXPECT_EQ(error_of(Json{{"train", {{"epoch", 3}}}}),
             "[config] unknown key 'train.epoch'; known keys in 'train': amp, batch_size, epochs, "
             "eval_batch_size, eval_every, grad_clip, log_every, loss_scale, max_steps, "
-            "stop_at_step");
+            "stop_at_step, tf32");
   EXPECT_EQ(error_of(Json{{"trian", 1}}),
             "[config] unknown key 'trian'; known keys: checkpoint, data, device, log, model, "
             "optim, parallel, run_dir, schedule, seed, task, threads, trace, train");

@@ -136,29 +136,46 @@ void add_bias(const Tensor& bias, const Tensor& out) {
   binary(BinaryOp::add, out, bias.reshape({1, bias.numel(), 1, 1}).expand(out.shape()), out);
 }
 
+/// One cuDNN pass for tensors of `like`'s dtype: the descriptors, cuDNN's ranked candidates
+/// from `find(h, d, perf, &returned)`, and `run(h, d, best, workspace, one, zero)` with the
+/// chosen one; false when none qualifies. (Each callback checks its own cuDNN call, so that
+/// errors name it.)
+template <class Perf, class Find, class Run>
+bool cudnn_pass(const cpu::ConvGeometry& g, const Tensor& like, int candidates, Find&& find,
+                Run&& run) {
+  cudnnHandle_t h = cudnn_for(like.device());
+  ConvDescriptors d;
+  describe(d, g, like);
+  std::vector<Perf> perf(candidates);
+  int returned = 0;
+  find(h, d, perf, &returned);
+  const Perf* best = pick(perf, returned, like);
+  if (!best) return false;
+  Tensor ws = workspace(best->memory, like.device());
+  with_scalars(like, [&](const void* one, const void* zero) { run(h, d, *best, ws, one, zero); });
+  return true;
+}
+
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                     const cpu::ConvGeometry& g) {
   if (y.numel() == 0) return;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
   with_f32_fallback("forward", x, w, y, [&](const Tensor& x, const Tensor& w, const Tensor& y) {
-    cudnnHandle_t h = cudnn_for(x.device());
-    ConvDescriptors d;
-    describe(d, g, x);
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-    int returned = 0;
-    STRATA_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), static_cast<int>(perf.size()), &returned,
-        perf.data()));
-    const auto* best = pick(perf, returned, x);
-    if (!best) return false;
-    Tensor ws = workspace(best->memory, x.device());
-    with_scalars(x, [&](const void* one, const void* zero) {
-      STRATA_CUDNN_CHECK(cudnnConvolutionForward(
-          h, one, d.x.get(), x.raw_data(), d.w.get(), w.raw_data(), d.conv.get(), best->algo,
-          ws.raw_data(), best->memory, zero, d.y.get(), y.raw_data()));
-    });
-    return true;
+    return cudnn_pass<Perf>(
+        g, x, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
+          STRATA_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+              h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), static_cast<int>(perf.size()),
+              returned, perf.data()));
+        },
+        [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
+            const void* one, const void* zero) {
+          STRATA_CUDNN_CHECK(cudnnConvolutionForward(
+              h, one, d.x.get(), x.raw_data(), d.w.get(), w.raw_data(), d.conv.get(), best.algo,
+              ws.raw_data(), best.memory, zero, d.y.get(), y.raw_data()));
+        });
   });
   add_bias(bias, y);
 }
@@ -170,25 +187,22 @@ void conv2d_input_grad(const Tensor& gy, const Tensor& w, const Tensor& bias, co
     fill(gx, 0.0);
     return add_bias(bias, gx);
   }
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   with_f32_fallback(
       "input-gradient", gy, w, gx, [&](const Tensor& gy, const Tensor& w, const Tensor& gx) {
-        cudnnHandle_t h = cudnn_for(gy.device());
-        ConvDescriptors d;
-        describe(d, g, gy);
-        std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-        int returned = 0;
-        STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-            h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), static_cast<int>(perf.size()),
-            &returned, perf.data()));
-        const auto* best = pick(perf, returned, gy);
-        if (!best) return false;
-        Tensor ws = workspace(best->memory, gy.device());
-        with_scalars(gy, [&](const void* one, const void* zero) {
-          STRATA_CUDNN_CHECK(cudnnConvolutionBackwardData(
-              h, one, d.w.get(), w.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(), best->algo,
-              ws.raw_data(), best->memory, zero, d.x.get(), gx.raw_data()));
-        });
-        return true;
+        return cudnn_pass<Perf>(
+            g, gy, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+            [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
+              STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                  h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), static_cast<int>(perf.size()),
+                  returned, perf.data()));
+            },
+            [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
+                const void* one, const void* zero) {
+              STRATA_CUDNN_CHECK(cudnnConvolutionBackwardData(
+                  h, one, d.w.get(), w.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
+                  best.algo, ws.raw_data(), best.memory, zero, d.x.get(), gx.raw_data()));
+            });
       });
   add_bias(bias, gx);
 }
@@ -197,26 +211,22 @@ void conv2d_weight_grad(const Tensor& x, const Tensor& gy, const Tensor& gw,
                         const cpu::ConvGeometry& g) {
   if (gw.numel() == 0) return;
   if (x.numel() == 0 || gy.numel() == 0) return fill(gw, 0.0);  // an empty batch: no gradient
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   with_f32_fallback(
       "weight-gradient", x, gy, gw, [&](const Tensor& x, const Tensor& gy, const Tensor& gw) {
-        cudnnHandle_t h = cudnn_for(x.device());
-        ConvDescriptors d;
-        describe(d, g, x);
-        std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(
-            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-        int returned = 0;
-        STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-            h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), static_cast<int>(perf.size()),
-            &returned, perf.data()));
-        const auto* best = pick(perf, returned, x);
-        if (!best) return false;
-        Tensor ws = workspace(best->memory, x.device());
-        with_scalars(x, [&](const void* one, const void* zero) {
-          STRATA_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-              h, one, d.x.get(), x.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(), best->algo,
-              ws.raw_data(), best->memory, zero, d.w.get(), gw.raw_data()));
-        });
-        return true;
+        return cudnn_pass<Perf>(
+            g, x, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+            [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
+              STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                  h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), static_cast<int>(perf.size()),
+                  returned, perf.data()));
+            },
+            [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
+                const void* one, const void* zero) {
+              STRATA_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+                  h, one, d.x.get(), x.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
+                  best.algo, ws.raw_data(), best.memory, zero, d.w.get(), gw.raw_data()));
+            });
       });
 }
 

@@ -582,6 +582,34 @@ TEST(CudaDevice, MixedDevicesAreRejected) {
   EXPECT_NE(msg.find("[matmul] tensors are on different devices"), std::string::npos) << msg;
 }
 
+// cuBLASLt algorithms are chosen once per GEMM shape and layout and then reused: GEMMs that
+// differ only in transposition, batch broadcast or alignment must not share a plan. Runs the
+// sequence twice (the second pass is all cache hits) and compares every result with the CPU.
+TEST(CudaDevice, GemmPlansAreReusedOnlyForTheSameLayout) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  auto products = [](Device d) {
+    Tensor a = cuda_case::input(d, DType::f32, {3, 5, 7}, 1, -2, 2, false);
+    Tensor b = cuda_case::input(d, DType::f32, {3, 7, 4}, 2, -2, 2, false);
+    Tensor b1 = cuda_case::input(d, DType::f32, {1, 7, 4}, 3, -2, 2, false);
+    Tensor wide = cuda_case::input(d, DType::f32, {3, 5, 9}, 4, -2, 2, false);
+    return std::vector<Tensor>{matmul(a, b),
+                               matmul(b.transpose(1, 2), a.transpose(1, 2)),
+                               matmul(a, b1.expand({3, 7, 4})),
+                               matmul(a.slice(2, 0, 6), b.slice(1, 1, 7)),
+                               matmul(wide.slice(2, 1, 8), b),
+                               matmul(a, b)};
+  };
+  const std::vector<Tensor> want = products(Device::cpu());
+  for (int pass = 0; pass < 2; ++pass) {
+    const std::vector<Tensor> got = products(Device::cuda(0));
+    for (size_t i = 0; i < want.size(); ++i) {
+      cuda_case::expect_close(str_cat("pass ", pass, " product ", i), got[i], want[i],
+                              cuda_case::tolerance(DType::f32));
+    }
+  }
+}
+
 // Index and target checks run on the GPU data and name the bad value and its position.
 TEST(CudaDevice, BadIndicesNameValueAndPosition) {
   const std::string why = cuda_unavailable_reason();

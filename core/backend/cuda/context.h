@@ -6,6 +6,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include "core/backend/cuda/gemm_plans.h"
 #include "core/device.h"
 
 struct cudnnContext;  // cudnn.h's handle type, declared here so kernels need not include it
@@ -19,8 +20,9 @@ struct BlasLt {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  GemmPlans* plans = nullptr;  // the algorithms chosen so far on this device
 };
-/// The cuBLASLt handle and workspace of `device` (created on first use).
+/// The cuBLASLt handle, workspace and GEMM plans of `device` (created on first use).
 BlasLt blaslt_for(Device device);
 
 /// The cuDNN handle of `device` (cudnnHandle_t; declared here without cudnn.h), bound to its

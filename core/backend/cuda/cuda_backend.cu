@@ -25,6 +25,16 @@ constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
 struct DeviceState {
   explicit DeviceState(int i) : index(select(i)) {
     STRATA_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, i));
+    keep_freed_memory(i);
+  }
+  /// The default pool's release threshold is 0: every synchronisation would hand all freed
+  /// memory back to the driver, and the next step's allocations would map it again. Keep it
+  /// pooled, as a caching allocator does.
+  static void keep_freed_memory(int i) {
+    cudaMemPool_t pool = nullptr;
+    STRATA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, i));
+    uint64_t keep = UINT64_MAX;
+    STRATA_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   }
   /// Makes the device current before the members below are created on it.
   static int select(int i) {
@@ -35,6 +45,7 @@ struct DeviceState {
   cuda::Stream stream;
   std::unique_ptr<cuda::BlasLtHandle> blas;  // created on the first GEMM
   std::unique_ptr<cuda::DeviceBuffer> workspace;
+  cuda::GemmPlans gemm_plans;
   std::unique_ptr<cuda::CudnnHandle> cudnn;  // created on the first convolution
   int sm_count = 0;
 };
@@ -60,8 +71,7 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
 
   void* allocate(int64_t nbytes, Device d) override {
-    void* p = nullptr;
-    STRATA_CUDA_CHECK(cudaMallocAsync(&p, std::max<int64_t>(nbytes, 1), stream(d)));
+    void* p = malloc_async(nbytes, d);
     int64_t now = current_.fetch_add(nbytes) + nbytes;
     int64_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
@@ -109,7 +119,7 @@ class CudaBackend final : public Backend {
       s.blas = std::make_unique<cuda::BlasLtHandle>();
       s.workspace = std::make_unique<cuda::DeviceBuffer>(kBlasWorkspaceBytes);
     }
-    return {s.blas->get(), s.workspace->get(), s.workspace->bytes()};
+    return {s.blas->get(), s.workspace->get(), s.workspace->bytes(), &s.gemm_plans};
   }
 
   cudnnHandle_t cudnn(Device d) {
@@ -140,6 +150,28 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  /// cudaMallocAsync from d's pool; on running out, the pool's kept memory (keep_freed_memory)
+  /// goes back to the driver and the allocation is tried once more before a clear error.
+  void* malloc_async(int64_t nbytes, Device d) {
+    void* p = nullptr;
+    const size_t bytes = std::max<int64_t>(nbytes, 1);
+    cudaError_t err = cudaMallocAsync(&p, bytes, stream(d));
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      STRATA_CUDA_CHECK(cudaStreamSynchronize(stream(d)));
+      cudaMemPool_t pool = nullptr;
+      STRATA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, d.index));
+      STRATA_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+      err = cudaMallocAsync(&p, bytes, stream(d));
+      if (err == cudaErrorMemoryAllocation) cudaGetLastError();
+      check(err != cudaErrorMemoryAllocation, "[cuda] out of memory on ", d.str(), ": ", nbytes,
+            " bytes requested with ", current_.load(),
+            " in use; use a smaller batch, bf16, activation recomputation or more GPUs");
+    }
+    STRATA_CUDA_CHECK(err);
+    return p;
+  }
+
   std::mutex mutex_;
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::atomic<int64_t> current_{0};

@@ -98,6 +98,80 @@ struct Scale {
   __device__ T operator()(T v) const { return beta * v; }
 };
 
+/// The GEMM's descriptor: compute and scale types, transpositions and, when `bias` is defined,
+/// the bias epilogue. Column-major D is (n, m): the epilogue adds a vector along D's n rows,
+/// which are out's columns.
+MatmulDesc matmul_desc(cublasComputeType_t compute, bool f64, cublasOperation_t op_a,
+                       cublasOperation_t op_b, const Tensor& bias, cudaDataType_t type) {
+  cublasLtMatmulDesc_t d = nullptr;
+  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, f64 ? CUDA_R_64F : CUDA_R_32F));
+  MatmulDesc desc(d);
+  STRATA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  STRATA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  if (bias.defined()) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const void* ptr = bias.raw_data();
+    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                       sizeof(epilogue)));
+    STRATA_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr, sizeof(ptr)));
+    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                       &type, sizeof(type)));
+  }
+  return desc;
+}
+
+/// The layouts of one GEMM: cuBLASLt's A and B (strata's b and a) and the output.
+struct Layouts {
+  MatrixLayout a, b, c;
+};
+
+/// The device's algorithm for this GEMM: from its plans, or from the heuristic the first time
+/// a shape is seen. found == false only for an epilogue cuBLASLt has no algorithm for; any
+/// other heuristic failure is an error.
+GemmPlan choose_algo(const BlasLt& blas, const GemmKey& key, cublasLtMatmulDesc_t desc,
+                     const Layouts& l, const void* a, const void* b, const void* c, bool epilogue) {
+  if (auto plan = blas.plans->find(key)) return *plan;
+  MatmulPreference pref = preference(blas.workspace_bytes, a, b, c);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(blas.handle, desc, l.a.get(), l.b.get(), l.c.get(), l.c.get(),
+                                     pref.get(), 1, &result, &found);
+  if (!epilogue) STRATA_CUBLAS_CHECK(status);
+  GemmPlan plan{status == CUBLAS_STATUS_SUCCESS && found > 0, result.algo};
+  blas.plans->insert(key, plan);
+  return plan;
+}
+
+/// What a GEMM's algorithm choice depends on: types, epilogue, both operands' layouts and
+/// alignments, the output's shape (n, m, batch) and alignment, and the workspace.
+GemmKey plan_key(cudaDataType_t type, cublasComputeType_t compute, bool bias, const Operand& A,
+                 const Operand& B, std::array<int64_t, 3> nmb, const void* out, size_t workspace) {
+  return {int64_t(type),
+          int64_t(compute),
+          bias,
+          int64_t(A.op),
+          int64_t(B.op),
+          int64_t(A.rows),
+          int64_t(A.cols),
+          A.ld,
+          A.batch_stride,
+          int64_t(B.rows),
+          int64_t(B.cols),
+          B.ld,
+          B.batch_stride,
+          nmb[0],
+          nmb[1],
+          nmb[2],
+          alignment_of(A.t.raw_data()),
+          alignment_of(B.t.raw_data()),
+          alignment_of(out),
+          int64_t(workspace)};
+}
+
 /// The cuBLASLt call of gemm and gemm_bias for k > 0: out = alpha a @ b + beta out, plus
 /// `bias` (n) on every row through the bias epilogue when defined. False only when a bias
 /// was asked for and cuBLASLt has no algorithm with that epilogue.
@@ -111,46 +185,28 @@ bool lt_matmul(const Tensor& a, const Tensor& b, const Tensor& out, double alpha
   const bool tf32 = allow_tf32 && a.dtype() == DType::f32;
   const cublasComputeType_t compute =
       f64 ? CUBLAS_COMPUTE_64F : (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
-  cublasLtMatmulDesc_t d = nullptr;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, f64 ? CUDA_R_64F : CUDA_R_32F));
-  MatmulDesc desc(d);
-  STRATA_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &A.op, sizeof(A.op)));
-  STRATA_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &B.op, sizeof(B.op)));
-  if (bias.defined()) {
-    // Column-major D is (n, m): the epilogue adds a vector of D's n rows, out's columns.
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    const void* ptr = bias.raw_data();
-    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
-                                                       sizeof(epilogue)));
-    STRATA_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr, sizeof(ptr)));
-    STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                                       &type, sizeof(type)));
-  }
-  MatrixLayout la = layout(type, A.rows, A.cols, A.ld, batch, A.batch_stride);
-  MatrixLayout lb = layout(type, B.rows, B.cols, B.ld, batch, B.batch_stride);
-  MatrixLayout lc = layout(type, uint64_t(n), uint64_t(m), n, batch, m * n);
+  MatmulDesc desc = matmul_desc(compute, f64, A.op, B.op, bias, type);
+  Layouts l{layout(type, A.rows, A.cols, A.ld, batch, A.batch_stride),
+            layout(type, B.rows, B.cols, B.ld, batch, B.batch_stride),
+            layout(type, uint64_t(n), uint64_t(m), n, batch, m * n)};
   BlasLt blas = blaslt_for(out.device());
   cudaStream_t stream = stream_for(out.device());
-  MatmulPreference pref =
-      preference(blas.workspace_bytes, A.t.raw_data(), B.t.raw_data(), out.raw_data());
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      blas.handle, d, la.get(), lb.get(), lc.get(), lc.get(), pref.get(), 1, &result, &found);
-  if (bias.defined() && (status != CUBLAS_STATUS_SUCCESS || found == 0)) return false;
-  STRATA_CUBLAS_CHECK(status);
-  check(found > 0, "[matmul] cuBLASLt has no algorithm for ", a.desc(), " @ ", b.desc(),
-        "; try contiguous operands");
+  const GemmKey key = plan_key(type, compute, bias.defined(), A, B, {n, m, batch}, out.raw_data(),
+                               blas.workspace_bytes);
+  const GemmPlan plan = choose_algo(blas, key, desc.get(), l, A.t.raw_data(), B.t.raw_data(),
+                                    out.raw_data(), bias.defined());
+  if (!plan.found) {
+    check(bias.defined(), "[matmul] cuBLASLt has no algorithm for ", a.desc(), " @ ", b.desc(),
+          "; try contiguous operands");
+    return false;
+  }
   const float alpha32 = float(alpha), beta32 = float(beta);
   const void* pa = f64 ? static_cast<const void*>(&alpha) : &alpha32;
   const void* pb = f64 ? static_cast<const void*>(&beta) : &beta32;
-  STRATA_CUBLAS_CHECK(cublasLtMatmul(blas.handle, d, pa, A.t.raw_data(), la.get(), B.t.raw_data(),
-                                     lb.get(), pb, out.raw_data(), lc.get(), out.raw_data(),
-                                     lc.get(), &result.algo, blas.workspace, blas.workspace_bytes,
-                                     stream));
+  STRATA_CUBLAS_CHECK(cublasLtMatmul(blas.handle, desc.get(), pa, A.t.raw_data(), l.a.get(),
+                                     B.t.raw_data(), l.b.get(), pb, out.raw_data(), l.c.get(),
+                                     out.raw_data(), l.c.get(), &plan.algo, blas.workspace,
+                                     blas.workspace_bytes, stream));
   return true;
 }
 

@@ -88,6 +88,33 @@ std::vector<OpCase> attention_cases() {
          return with_grads(y, {q, k, v});
        },
        8});
+  // Contiguous views whose data starts one element past an allocation: D = 64 would take the
+  // 16-byte loader but the address is not 16-byte aligned, so the element-wise loader runs.
+  for (DType t : {DType::f32, DType::bf16}) {
+    cases.push_back({str_cat("sdpa_unaligned_base_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       const int64_t n = 2 * 2 * 40 * 64;
+                       auto view = [&](uint64_t seed) {
+                         Tensor flat = input(d, t, {n + 1}, seed);
+                         return std::pair{flat, flat.slice(0, 1, n + 1).reshape({2, 2, 40, 64})};
+                       };
+                       auto [fq, q] = view(77);
+                       auto [fk, k] = view(78);
+                       auto [fv, v] = view(79);
+                       Tensor y = scaled_dot_product_attention(q, k, v, {}, true);
+                       return with_grads(y, {fq, fk, fv});
+                     },
+                     t == DType::f32 ? 8.0 : 2.0});
+  }
+  // No queries: an empty output and zero gradients for k and v.
+  cases.push_back({"sdpa_no_queries_f32", DType::f32,
+                   [](Device d, DType t) {
+                     Tensor q = input(d, t, {1, 2, 0, 32}, 80), k = input(d, t, {1, 2, 9, 32}, 81);
+                     Tensor v = input(d, t, {1, 2, 9, 32}, 82);
+                     Tensor y = scaled_dot_product_attention(q, k, v, {}, false);
+                     return with_grads(y, {q, k, v});
+                   },
+                   1});
   return cases;
 }
 

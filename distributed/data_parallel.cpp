@@ -217,9 +217,17 @@ void DataParallel::finish_gradients() {
       s.record_done(i);
     }
   }
+  // Each bucket's flags (its last elements) come to the host in one copy: on a GPU, a read per
+  // parameter would be a synchronisation per parameter.
+  std::vector<std::vector<double>> flags;
+  for (const Bucket& b : s.buckets) {
+    const int64_t n = b.flat.numel(), first = n - static_cast<int64_t>(b.slots.size());
+    flags.push_back(b.flat.slice(0, first, n).to_vector<double>());
+  }
   for (auto& slot : s.slots) {
     Bucket& b = s.buckets[slot.bucket];
-    if (b.flat.slice(0, slot.flag, slot.flag + 1).item() == 0) {
+    const int64_t first = b.flat.numel() - static_cast<int64_t>(b.slots.size());
+    if (flags[slot.bucket][slot.flag - first] == 0) {
       slot.param.zero_grad();  // no rank had a gradient
       continue;
     }

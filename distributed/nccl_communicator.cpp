@@ -1,15 +1,18 @@
-// NCCL collectives on a dedicated stream per communicator. Launches wait for the compute
-// stream (backend synchronize); each Work records an event and its wait polls the event and
-// NCCL's asynchronous error until the timeout, so a dead peer ends in an error, not a hang.
+// NCCL collectives on a dedicated stream per communicator. Launches make that stream wait for
+// the compute stream on the device (an event; the host goes on); each Work records an event and
+// its wait polls the event and NCCL's asynchronous error until the timeout, so a dead peer ends
+// in an error, not a hang.
 #include "distributed/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "core/backend/backend.h"
+#include "core/backend/cuda/context.h"
 #include "core/backend/cuda/cuda_check.h"
 
 #define STRATA_NCCL_CHECK(call)                                                                    \
@@ -78,8 +81,13 @@ class CudaEvent {
 
 struct NcclShared {
   int device = 0;
+  // Buffers of Works dropped before they completed: NCCL may still read or write them, so they
+  // are freed only after the communicator is aborted (declared before comm: destroyed after).
+  std::mutex abandoned_mu;
+  std::vector<Tensor> abandoned;
   std::unique_ptr<NcclComm> comm;
   CudaStream stream;
+  CudaEvent inputs_ready;  // recorded on the compute stream, waited by `stream`
 };
 
 ncclDataType_t nccl_type(DType d) {
@@ -118,6 +126,15 @@ class NcclWork final : public Work {
       : shared_(std::move(shared)), label_(std::move(label)), buffers_(std::move(buffers)) {
     STRATA_CUDA_CHECK(cudaEventRecord(event_.get(), shared_->stream.get()));
   }
+  ~NcclWork() override {
+    if (done_ || cudaEventQuery(event_.get()) == cudaSuccess) return;
+    cudaGetLastError();  // clear cudaErrorNotReady
+    // Dropped while NCCL may still run (an error elsewhere unwound the caller): ncclCommDestroy
+    // would wait for it forever, and freeing the buffers now would hand them to new tensors.
+    shared_->comm->mark_failed();
+    std::lock_guard<std::mutex> lock(shared_->abandoned_mu);
+    for (auto& b : buffers_) shared_->abandoned.push_back(std::move(b));
+  }
   void wait(Timeout timeout) override {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!test()) {
@@ -139,6 +156,7 @@ class NcclWork final : public Work {
     }
     check(status == cudaErrorNotReady, label_,
           ": cudaEventQuery failed: ", cudaGetErrorString(status));
+    cudaGetLastError();  // not-ready is no error: keep it from the next launch check
     ncclResult_t async = ncclSuccess;
     STRATA_NCCL_CHECK(ncclCommGetAsyncError(shared_->comm->get(), &async));
     if (async != ncclSuccess && async != ncclInProgress) {
@@ -166,6 +184,8 @@ class NcclCommunicator final : public Communicator {
   Device device() const override { return Device::cuda(shared_->device); }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
+    // ncclCommSplit blocks without a timeout: meet in a barrier that has one first (as MPI).
+    barrier();
     STRATA_CUDA_CHECK(cudaSetDevice(shared_->device));
     ncclComm_t child = nullptr;
     STRATA_NCCL_CHECK(ncclCommSplit(shared_->comm->get(), color, key, &child, nullptr));
@@ -252,10 +272,12 @@ class NcclCommunicator final : public Communicator {
  private:
   ncclComm_t comm() const { return shared_->comm->get(); }
   cudaStream_t stream() const { return shared_->stream.get(); }
-  /// The inputs were written on the compute stream: let it finish first.
+  /// The inputs were written on the compute stream: NCCL's stream waits for it on the device,
+  /// and the host goes on queueing work.
   void before_launch() {
-    STRATA_CUDA_CHECK(cudaSetDevice(shared_->device));
-    backend_for(Device::cuda(shared_->device)).synchronize(Device::cuda(shared_->device));
+    cudaStream_t compute = cuda::stream_for(Device::cuda(shared_->device));  // sets the device
+    STRATA_CUDA_CHECK(cudaEventRecord(shared_->inputs_ready.get(), compute));
+    STRATA_CUDA_CHECK(cudaStreamWaitEvent(stream(), shared_->inputs_ready.get(), 0));
   }
   WorkPtr work(const std::string& op, std::vector<Tensor> buffers) {
     return std::make_unique<NcclWork>(shared_, describe(op), std::move(buffers));
@@ -297,6 +319,8 @@ std::shared_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, in
   }
   bootstrap.broadcast(id_bytes, 0);
   std::memcpy(&id, id_bytes.raw_data(), sizeof(id));
+  // ncclCommInitRank blocks without a timeout: check that every rank got here first.
+  bootstrap.barrier();
   auto shared = std::make_shared<NcclShared>();
   shared->device = device;
   ncclComm_t comm = nullptr;

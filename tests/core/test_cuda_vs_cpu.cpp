@@ -198,6 +198,19 @@ void add_reductions(std::vector<OpCase>& cases) {
                        out.push_back(argmax(x.detach(), 0));
                        return out;
                      }});
+    // Few long rows (a whole-tensor reduction has one): each row is split over blocks and the
+    // partials combined in order; integer values put tied maxima in many chunks.
+    cases.push_back(
+        {str_cat("long_rows_split_", dtype_name(t)), t, [](Device d, DType t) {
+           Tensor x = input(d, t, {3, 100003}, 49);
+           Tensor ties = input(d, DType::f64, {3, 100003}, 50, -3, 3, false).to(DType::i64).to(t);
+           Outs out = with_grads(add(sum(x), max(x)), {x});
+           for (const Tensor& r :
+                {argmax(ties, 1), argmax(ties.reshape({-1}), 0), sum(ties), max(ties, {1})}) {
+             out.push_back(r);
+           }
+           return out;
+         }});
     cases.push_back({str_cat("mean_var_min_", dtype_name(t)), t, [](Device d, DType t) {
                        Tensor x = input(d, t, {7, 129}, 18);
                        return with_grads(add(add(mean(x, {1}), var(x, {1})), min(x, {1})), {x});
@@ -447,6 +460,16 @@ void add_conv(std::vector<OpCase>& cases) {
            return with_grads(conv_transpose2d(x, w, b, p), {x, w, b});
          },
          8});
+    // output_padding >= stride (allowed below the dilation): cuDNN derives a larger size for
+    // the underlying convolution, whose extra rows and columns lie outside the op.
+    cases.push_back(
+        {str_cat("conv_transpose2d_big_output_padding_", dtype_name(t)), t,
+         [](Device d, DType t) {
+           Tensor x = input(d, t, {1, 2, 4, 4}, 108), w = input(d, t, {2, 2, 3, 3}, 109);
+           Conv2dParams p{.stride = {1, 1}, .dilation = {2, 2}, .output_padding = {1, 1}};
+           return with_grads(conv_transpose2d(x, w, {}, p), {x, w});
+         },
+         8});
   }
 }
 
@@ -608,6 +631,49 @@ TEST(CudaDevice, GemmPlansAreReusedOnlyForTheSameLayout) {
                               cuda_case::tolerance(DType::f32));
     }
   }
+}
+
+// cuDNN algorithms are chosen once per pass, dtype and geometry, then reused: convolutions that
+// differ only in stride, padding or dtype must not share a plan. Two passes, compared with the
+// CPU each time.
+TEST(CudaDevice, ConvPlansAreReusedOnlyForTheSameGeometry) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  auto run = [](Device d, DType t) {
+    Tensor x = cuda_case::input(d, t, {2, 3, 9, 9}, 5), w = cuda_case::input(d, t, {4, 3, 3, 3}, 6);
+    Outs out;
+    for (const Conv2dParams& p : {Conv2dParams{}, Conv2dParams{.stride = {2, 2}},
+                                  Conv2dParams{.padding = {1, 1}}, Conv2dParams{}}) {
+      x.zero_grad();
+      w.zero_grad();
+      for (const Tensor& r : cuda_case::with_grads(conv2d(x, w, {}, p), {x, w})) out.push_back(r);
+    }
+    return out;
+  };
+  for (DType t : {DType::f32, DType::bf16}) {
+    const Outs want = run(Device::cpu(), t);
+    for (int pass = 0; pass < 2; ++pass) {
+      const Outs got = run(Device::cuda(0), t);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        cuda_case::expect_close(str_cat(dtype_name(t), " pass ", pass, " output ", i), got[i],
+                                want[i], 8 * cuda_case::tolerance(t));
+      }
+    }
+  }
+}
+
+// logsumexp over an empty dimension is -inf, as on the CPU (and in PyTorch), not left unset.
+TEST(CudaDevice, LogsumexpOverNothingIsMinusInfinity) {
+  auto expect_minus_inf = [](Device d) {
+    Tensor y = logsumexp(zeros({3, 0}, DType::f32, d), 1).to(Device::cpu());
+    EXPECT_EQ(y.shape(), (Shape{3})) << d;
+    for (double v : y.to_vector<double>()) EXPECT_EQ(v, -INFINITY) << d;
+  };
+  expect_minus_inf(Device::cpu());
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  expect_minus_inf(Device::cuda(0));
 }
 
 // Index and target checks run on the GPU data and name the bad value and its position.

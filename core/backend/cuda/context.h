@@ -6,7 +6,9 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
-#include "core/backend/cuda/gemm_plans.h"
+#include <mutex>
+
+#include "core/backend/cuda/plans.h"
 #include "core/device.h"
 
 struct cudnnContext;  // cudnn.h's handle type, declared here so kernels need not include it
@@ -26,8 +28,14 @@ struct BlasLt {
 BlasLt blaslt_for(Device device);
 
 /// The cuDNN handle of `device` (cudnnHandle_t; declared here without cudnn.h), bound to its
-/// stream, created on first use.
-::cudnnContext* cudnn_for(Device device);
+/// stream, with the lock its users hold (a cuDNN handle must not be used by two threads at
+/// once) and the convolution plans chosen so far; created on first use.
+struct Cudnn {
+  ::cudnnContext* handle = nullptr;
+  std::mutex* mutex = nullptr;
+  ConvPlans* plans = nullptr;
+};
+Cudnn cudnn_for(Device device);
 
 /// Multiprocessors of `device`, for sizing grids.
 int sm_count(Device device);

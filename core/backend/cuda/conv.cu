@@ -1,9 +1,9 @@
 // 2-D convolution through cuDNN's legacy API: descriptors from the geometry, then the first
 // deterministic algorithm of cuDNN's heuristics (so that a resumed run repeats every bit) that
-// computes in the dtype's math and fits its workspace, which comes from the stream-ordered
-// allocator. f32 and f64 use plain FMAs (no TF32: f32 must match the CPU reference); bf16 and
-// f16 (autocast) use tensor cores with f32 accumulation, and fall back to f32 copies where
-// cuDNN offers no such algorithm.
+// computes in the dtype's math, fits its workspace (from the stream-ordered allocator) and
+// runs, chosen once per pass and geometry and then reused from the device's plans. f32 and f64 use
+// plain FMAs (no TF32: f32 must match the CPU reference); bf16 and f16 (autocast) use tensor cores
+// with f32 accumulation, and fall back to f32 copies where cuDNN offers no such algorithm.
 #include <limits>
 #include <vector>
 
@@ -80,17 +80,48 @@ bool math_fits(cudnnMathType_t math, const Tensor& t) {
   return math == CUDNN_FMA_MATH || (t.dtype() == DType::f64 && math == CUDNN_DEFAULT_MATH);
 }
 
-/// The first of cuDNN's ranked candidates that ran, is deterministic (atomics-free: a resumed
-/// run must repeat every bit), fits the math of `t` and the workspace cap; null when none does.
+/// Whether a ranked candidate may run: cuDNN offers it, it is deterministic (atomics-free: a
+/// resumed run must repeat every bit), it computes in the math of `t`, and it fits the cap.
 template <class Perf>
-const Perf* pick(const std::vector<Perf>& perf, int returned, const Tensor& t) {
-  for (int i = 0; i < returned; ++i) {
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC &&
-        math_fits(perf[i].mathType, t) && perf[i].memory <= kMaxWorkspaceBytes) {
-      return &perf[i];
-    }
-  }
-  return nullptr;
+bool qualifies(const Perf& p, const Tensor& t) {
+  return p.status == CUDNN_STATUS_SUCCESS && p.determinism == CUDNN_DETERMINISTIC &&
+         math_fits(p.mathType, t) && p.memory <= kMaxWorkspaceBytes;
+}
+
+/// cuDNN's output size along one axis (cudnnGetConvolution2dForwardOutputDim's formula).
+int64_t cudnn_out(int64_t in, int64_t pad, int64_t dil, int64_t kernel, int64_t stride) {
+  return (in + 2 * pad - dil * (kernel - 1) - 1) / stride + 1;
+}
+
+/// g with the output size cuDNN derives from its input. It exceeds g's only for
+/// conv_transpose2d with output_padding >= stride (allowed when < dilation) and that op's
+/// backward: the extra output rows/columns lie outside the op.
+cpu::ConvGeometry cudnn_geometry(const cpu::ConvGeometry& g) {
+  cpu::ConvGeometry c = g;
+  c.out_h = cudnn_out(g.in_h, g.pad_h, g.dil_h, g.kernel_h, g.stride_h);
+  c.out_w = cudnn_out(g.in_w, g.pad_w, g.dil_w, g.kernel_w, g.stride_w);
+  check_internal(c.out_h >= g.out_h && c.out_w >= g.out_w, "conv geometry out ", g.out_h, "x",
+                 g.out_w, " beyond cuDNN's ", c.out_h, "x", c.out_w);
+  return c;
+}
+
+bool extends(const cpu::ConvGeometry& g, const cpu::ConvGeometry& full) {
+  return g.out_h != full.out_h || g.out_w != full.out_w;
+}
+
+/// The (N, C, g.out_h, g.out_w) corner of an output-shaped tensor of the larger geometry.
+Tensor corner(const Tensor& t, const cpu::ConvGeometry& g) {
+  return t.slice(2, 0, g.out_h).slice(3, 0, g.out_w);
+}
+
+/// gy zero-extended to cuDNN's output size: the adjoints ignore the positions outside the op.
+Tensor zero_extended(const Tensor& gy, const cpu::ConvGeometry& g, const cpu::ConvGeometry& full) {
+  if (!extends(g, full)) return gy;
+  Tensor big =
+      empty({full.batch, full.out_channels, full.out_h, full.out_w}, gy.dtype(), gy.device());
+  fill(big, 0.0);
+  copy(gy, corner(big, g));
+  return big;
 }
 
 [[noreturn]] void no_algorithm(const char* op, const Tensor& t) {
@@ -136,62 +167,143 @@ void add_bias(const Tensor& bias, const Tensor& out) {
   binary(BinaryOp::add, out, bias.reshape({1, bias.numel(), 1, 1}).expand(out.shape()), out);
 }
 
-/// One cuDNN pass for tensors of `like`'s dtype: the descriptors, cuDNN's ranked candidates
-/// from `find(h, d, perf, &returned)`, and `run(h, d, best, workspace, one, zero)` with the
-/// chosen one; false when none qualifies. (Each callback checks its own cuDNN call, so that
-/// errors name it.)
-template <class Perf, class Find, class Run>
-bool cudnn_pass(const cpu::ConvGeometry& g, const Tensor& like, int candidates, Find&& find,
-                Run&& run) {
-  cudnnHandle_t h = cudnn_for(like.device());
-  ConvDescriptors d;
-  describe(d, g, like);
-  std::vector<Perf> perf(candidates);
+/// The three passes, as they appear in plan keys.
+enum class Pass : int64_t { forward, data, filter };
+
+ConvKey conv_key(Pass pass, const cpu::ConvGeometry& g, const Tensor& like) {
+  return {int64_t(pass),
+          int64_t(like.dtype()),
+          g.batch,
+          g.in_channels,
+          g.out_channels,
+          g.in_h,
+          g.in_w,
+          g.out_h,
+          g.out_w,
+          g.kernel_h,
+          g.kernel_w,
+          g.pad_h,
+          g.pad_w,
+          g.stride_h,
+          g.stride_w,
+          g.dil_h,
+          g.dil_w,
+          g.groups,
+          0};
+}
+
+/// cuDNN's ranked candidates that qualify, best first.
+template <class Perf, class Find>
+std::vector<Perf> candidates(cudnnHandle_t h, ConvDescriptors& d, int count, const Tensor& like,
+                             Find&& find) {
+  std::vector<Perf> perf(count);
   int returned = 0;
   find(h, d, perf, &returned);
-  const Perf* best = pick(perf, returned, like);
-  if (!best) return false;
-  Tensor ws = workspace(best->memory, like.device());
-  with_scalars(like, [&](const void* one, const void* zero) { run(h, d, *best, ws, one, zero); });
-  return true;
+  std::vector<Perf> ok;
+  for (int i = 0; i < returned; ++i) {
+    if (qualifies(perf[i], like)) ok.push_back(perf[i]);
+  }
+  return ok;
+}
+
+/// Runs one candidate: cuDNN picks kernels by algorithm and the descriptor's math type, so the
+/// descriptor gets the math the candidate was ranked with. Returns cuDNN's status.
+template <class Perf, class Run>
+cudnnStatus_t run_candidate(cudnnHandle_t h, ConvDescriptors& d, const Perf& p, const Tensor& like,
+                            Run&& run) {
+  STRATA_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), p.mathType));
+  Tensor ws = workspace(p.memory, like.device());
+  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+  with_scalars(like,
+               [&](const void* one, const void* zero) { status = run(h, d, p, ws, one, zero); });
+  return status;
+}
+
+/// One cuDNN pass for tensors of `like`'s dtype: the descriptors; the device's plan for this
+/// pass and geometry, or else cuDNN's qualifying candidates from `find(h, d, perf, &returned)`
+/// tried in rank order until one runs (the heuristics can rank an algorithm that then declines
+/// the problem), remembered as the plan; `run(h, d, perf, workspace, one, zero)` returns
+/// cuDNN's status. False when none runs. The handle's lock is held throughout.
+template <class Perf, class Find, class Run>
+bool cudnn_pass(const char* call, Pass pass, const cpu::ConvGeometry& g, const Tensor& like,
+                int count, Find&& find, Run&& run) {
+  stream_for(like.device());  // cuDNN calls act on the current device: make it like's
+  const Cudnn c = cudnn_for(like.device());
+  std::lock_guard<std::mutex> lock(*c.mutex);
+  ConvDescriptors d;
+  describe(d, g, like);
+  const ConvKey key = conv_key(pass, g, like);
+  std::vector<Perf> perf;
+  if (auto plan = c.plans->find(key)) {
+    if (!plan->found) return false;
+    Perf p{};
+    p.algo = static_cast<decltype(p.algo)>(plan->algo);
+    p.mathType = static_cast<cudnnMathType_t>(plan->math);
+    p.memory = plan->workspace;
+    perf.push_back(p);
+  } else {
+    perf = candidates<Perf>(c.handle, d, count, like, find);
+  }
+  for (const Perf& p : perf) {
+    const cudnnStatus_t status = run_candidate(c.handle, d, p, like, run);
+    if (status == CUDNN_STATUS_SUCCESS) {
+      c.plans->insert(key,
+                      {true, static_cast<int>(p.algo), static_cast<int>(p.mathType), p.memory});
+      return true;
+    }
+    check(CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED, "[cudnn] ", call,
+          " (algorithm ", static_cast<int>(p.algo), ") failed: ", cudnnGetErrorString(status), " (",
+          static_cast<int>(status), ")");
+  }
+  c.plans->insert(key, {});
+  return false;
 }
 
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const cpu::ConvGeometry& g) {
+                    const cpu::ConvGeometry& op) {
   if (y.numel() == 0) return;
+  const cpu::ConvGeometry g = cudnn_geometry(op);
+  const Tensor y_full =
+      extends(op, g) ? empty({g.batch, g.out_channels, g.out_h, g.out_w}, y.dtype(), y.device())
+                     : y;
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
-  with_f32_fallback("forward", x, w, y, [&](const Tensor& x, const Tensor& w, const Tensor& y) {
-    return cudnn_pass<Perf>(
-        g, x, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-        [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
-          STRATA_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-              h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), static_cast<int>(perf.size()),
-              returned, perf.data()));
-        },
-        [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
-            const void* one, const void* zero) {
-          STRATA_CUDNN_CHECK(cudnnConvolutionForward(
-              h, one, d.x.get(), x.raw_data(), d.w.get(), w.raw_data(), d.conv.get(), best.algo,
-              ws.raw_data(), best.memory, zero, d.y.get(), y.raw_data()));
-        });
-  });
+  with_f32_fallback(
+      "forward", x, w, y_full, [&](const Tensor& x, const Tensor& w, const Tensor& y) {
+        return cudnn_pass<Perf>(
+            "cudnnConvolutionForward", Pass::forward, g, x, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+            [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
+              STRATA_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+                  h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), static_cast<int>(perf.size()),
+                  returned, perf.data()));
+            },
+            [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
+                const void* one, const void* zero) {
+              return cudnnConvolutionForward(h, one, d.x.get(), x.raw_data(), d.w.get(),
+                                             w.raw_data(), d.conv.get(), best.algo, ws.raw_data(),
+                                             best.memory, zero, d.y.get(), y.raw_data());
+            });
+      });
+  if (extends(op, g)) copy(corner(y_full, op), y);
   add_bias(bias, y);
 }
 
-void conv2d_input_grad(const Tensor& gy, const Tensor& w, const Tensor& bias, const Tensor& gx,
-                       const cpu::ConvGeometry& g) {
+void conv2d_input_grad(const Tensor& gy_op, const Tensor& w, const Tensor& bias, const Tensor& gx,
+                       const cpu::ConvGeometry& op) {
   if (gx.numel() == 0) return;
-  if (gy.numel() == 0) {  // no output positions (cuDNN rejects empty tensors): bias only
+  if (gy_op.numel() == 0) {  // no output positions (cuDNN rejects empty tensors): bias only
     fill(gx, 0.0);
     return add_bias(bias, gx);
   }
+  const cpu::ConvGeometry g = cudnn_geometry(op);
+  const Tensor gy = zero_extended(gy_op, op, g);
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   with_f32_fallback(
       "input-gradient", gy, w, gx, [&](const Tensor& gy, const Tensor& w, const Tensor& gx) {
         return cudnn_pass<Perf>(
-            g, gy, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+            "cudnnConvolutionBackwardData", Pass::data, g, gy,
+            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
             [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
               STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
                   h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), static_cast<int>(perf.size()),
@@ -199,23 +311,26 @@ void conv2d_input_grad(const Tensor& gy, const Tensor& w, const Tensor& bias, co
             },
             [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
                 const void* one, const void* zero) {
-              STRATA_CUDNN_CHECK(cudnnConvolutionBackwardData(
+              return cudnnConvolutionBackwardData(
                   h, one, d.w.get(), w.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
-                  best.algo, ws.raw_data(), best.memory, zero, d.x.get(), gx.raw_data()));
+                  best.algo, ws.raw_data(), best.memory, zero, d.x.get(), gx.raw_data());
             });
       });
   add_bias(bias, gx);
 }
 
-void conv2d_weight_grad(const Tensor& x, const Tensor& gy, const Tensor& gw,
-                        const cpu::ConvGeometry& g) {
+void conv2d_weight_grad(const Tensor& x, const Tensor& gy_op, const Tensor& gw,
+                        const cpu::ConvGeometry& op) {
   if (gw.numel() == 0) return;
-  if (x.numel() == 0 || gy.numel() == 0) return fill(gw, 0.0);  // an empty batch: no gradient
+  if (x.numel() == 0 || gy_op.numel() == 0) return fill(gw, 0.0);  // an empty batch: no gradient
+  const cpu::ConvGeometry g = cudnn_geometry(op);
+  const Tensor gy = zero_extended(gy_op, op, g);
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   with_f32_fallback(
       "weight-gradient", x, gy, gw, [&](const Tensor& x, const Tensor& gy, const Tensor& gw) {
         return cudnn_pass<Perf>(
-            g, x, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+            "cudnnConvolutionBackwardFilter", Pass::filter, g, x,
+            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
             [&](cudnnHandle_t h, ConvDescriptors& d, std::vector<Perf>& perf, int* returned) {
               STRATA_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                   h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), static_cast<int>(perf.size()),
@@ -223,9 +338,9 @@ void conv2d_weight_grad(const Tensor& x, const Tensor& gy, const Tensor& gw,
             },
             [&](cudnnHandle_t h, ConvDescriptors& d, const Perf& best, const Tensor& ws,
                 const void* one, const void* zero) {
-              STRATA_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+              return cudnnConvolutionBackwardFilter(
                   h, one, d.x.get(), x.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
-                  best.algo, ws.raw_data(), best.memory, zero, d.w.get(), gw.raw_data()));
+                  best.algo, ws.raw_data(), best.memory, zero, d.w.get(), gw.raw_data());
             });
       });
 }

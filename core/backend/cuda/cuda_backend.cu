@@ -47,6 +47,8 @@ struct DeviceState {
   std::unique_ptr<cuda::DeviceBuffer> workspace;
   cuda::GemmPlans gemm_plans;
   std::unique_ptr<cuda::CudnnHandle> cudnn;  // created on the first convolution
+  std::mutex cudnn_mutex;
+  cuda::ConvPlans conv_plans;
   int sm_count = 0;
 };
 
@@ -122,7 +124,7 @@ class CudaBackend final : public Backend {
     return {s.blas->get(), s.workspace->get(), s.workspace->bytes(), &s.gemm_plans};
   }
 
-  cudnnHandle_t cudnn(Device d) {
+  cuda::Cudnn cudnn(Device d) {
     DeviceState& s = state(d);
     std::lock_guard<std::mutex> lock(mutex_);
     if (!s.cudnn) {
@@ -130,7 +132,7 @@ class CudaBackend final : public Backend {
       s.cudnn = std::make_unique<cuda::CudnnHandle>();
       STRATA_CUDNN_CHECK(cudnnSetStream(s.cudnn->get(), s.stream.get()));
     }
-    return s.cudnn->get();
+    return {s.cudnn->get(), &s.cudnn_mutex, &s.conv_plans};
   }
 
   DeviceState& state(Device d) {
@@ -200,7 +202,7 @@ namespace cuda {
 
 cudaStream_t stream_for(Device device) { return the_backend().stream(device); }
 BlasLt blaslt_for(Device device) { return the_backend().blaslt(device); }
-cudnnHandle_t cudnn_for(Device device) { return the_backend().cudnn(device); }
+Cudnn cudnn_for(Device device) { return the_backend().cudnn(device); }
 int sm_count(Device device) { return the_backend().state(device).sm_count; }
 
 }  // namespace cuda

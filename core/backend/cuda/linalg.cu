@@ -147,12 +147,14 @@ GemmPlan choose_algo(const BlasLt& blas, const GemmKey& key, cublasLtMatmulDesc_
 }
 
 /// What a GEMM's algorithm choice depends on: types, epilogue, both operands' layouts and
-/// alignments, the output's shape (n, m, batch) and alignment, and the workspace.
-GemmKey plan_key(cudaDataType_t type, cublasComputeType_t compute, bool bias, const Operand& A,
-                 const Operand& B, std::array<int64_t, 3> nmb, const void* out, size_t workspace) {
+/// alignments, the output's shape (n, m, batch) and alignment, the workspace, and the bias
+/// epilogue by its pointer's alignment (0: none), which the heuristic reads from the pointer.
+GemmKey plan_key(cudaDataType_t type, cublasComputeType_t compute, uint32_t bias_alignment,
+                 const Operand& A, const Operand& B, std::array<int64_t, 3> nmb, const void* out,
+                 size_t workspace) {
   return {int64_t(type),
           int64_t(compute),
-          bias,
+          int64_t(bias_alignment),
           int64_t(A.op),
           int64_t(B.op),
           int64_t(A.rows),
@@ -191,7 +193,8 @@ bool lt_matmul(const Tensor& a, const Tensor& b, const Tensor& out, double alpha
             layout(type, uint64_t(n), uint64_t(m), n, batch, m * n)};
   BlasLt blas = blaslt_for(out.device());
   cudaStream_t stream = stream_for(out.device());
-  const GemmKey key = plan_key(type, compute, bias.defined(), A, B, {n, m, batch}, out.raw_data(),
+  const uint32_t bias_alignment = bias.defined() ? alignment_of(bias.raw_data()) : 0;
+  const GemmKey key = plan_key(type, compute, bias_alignment, A, B, {n, m, batch}, out.raw_data(),
                                blas.workspace_bytes);
   const GemmPlan plan = choose_algo(blas, key, desc.get(), l, A.t.raw_data(), B.t.raw_data(),
                                     out.raw_data(), bias.defined());

@@ -1,7 +1,7 @@
 // Reductions on the GPU as a [K, R] problem like the CPU's: rows (R contiguous) get one block
-// each and a shared-memory tree; columns (K contiguous) get one thread each walking R, so
-// loads stay coalesced. f32 sums accumulate in f64; max/min propagate NaN; argmax keeps the
-// first maximum and lets the first NaN win, as on the CPU.
+// each (several when there are few rows) and a shared-memory tree; columns (K contiguous) get one
+// thread each walking R, so loads stay coalesced. f32 sums accumulate in f64; max/min propagate
+// NaN; argmax keeps the first maximum and lets the first NaN win, as on the CPU.
 #include <algorithm>
 #include <limits>
 
@@ -72,15 +72,20 @@ struct ArgmaxOp {
   __device__ Out finish(Acc a) const { return a.i; }
 };
 
-/// One block per row k of x (K, R) with row stride sk and column stride sr.
+/// One block per row k of x (K, R) with row stride sk and column stride sr. With `part`, block
+/// row blockIdx.y reduces only columns [y * chunk, (y + 1) * chunk) into part[y][k], which
+/// reduce_cols_finish combines in split order: a few long rows (a whole-tensor sum has one)
+/// still fill the GPU, and the result does not depend on scheduling.
 template <class T, class Op>
 __global__ void reduce_rows_kernel(const T* x, int64_t K, int64_t R, int64_t sk, int64_t sr,
-                                   typename Op::Out* out, Op op) {
+                                   int64_t chunk, typename Op::Acc* part, typename Op::Out* out,
+                                   Op op) {
   __shared__ typename Op::Acc buf[kThreads];
+  const int64_t r0 = int64_t(blockIdx.y) * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
   for (int64_t k = blockIdx.x; k < K; k += gridDim.x) {
     const T* row = x + k * sk;
     typename Op::Acc acc = op.identity();
-    for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
+    for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x)
       acc = op.combine(acc, op.load(row[r * sr], r));
     buf[threadIdx.x] = acc;
     __syncthreads();
@@ -89,7 +94,13 @@ __global__ void reduce_rows_kernel(const T* x, int64_t K, int64_t R, int64_t sk,
         buf[threadIdx.x] = op.combine(buf[threadIdx.x], buf[threadIdx.x + width]);
       __syncthreads();
     }
-    if (threadIdx.x == 0) out[k] = op.finish(buf[0]);
+    if (threadIdx.x == 0) {
+      if (part) {
+        part[blockIdx.y * K + k] = buf[0];
+      } else {
+        out[k] = op.finish(buf[0]);
+      }
+    }
     __syncthreads();
   }
 }
@@ -136,6 +147,32 @@ __global__ void reduce_cols_finish(const typename Op::Acc* part, int64_t K, int6
   }
 }
 
+/// Long rows: a block per row, and with fewer rows than about 4 blocks per SM each row is split
+/// over grid.y (at least 4096 elements a block) and the partials combined in split order.
+template <class T, class Op>
+void launch_rows(const T* xp, int64_t K, int64_t R, int64_t sk, int64_t sr, const Tensor& out,
+                 Op op) {
+  using Acc = typename Op::Acc;
+  cudaStream_t stream = stream_for(out.device());
+  auto* op_out = static_cast<typename Op::Out*>(out.raw_data());
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(K, 65535));
+  const int64_t want = 4 * static_cast<int64_t>(sm_count(out.device()));
+  const int64_t splits = K >= want ? 1 : std::min<int64_t>((want + K - 1) / K, (R + 4095) / 4096);
+  if (splits <= 1) {
+    reduce_rows_kernel<T><<<grid, kThreads, 0, stream>>>(xp, K, R, sk, sr, R, nullptr, op_out, op);
+    STRATA_CUDA_CHECK_LAUNCH("reduce_rows");
+    return;
+  }
+  const int64_t chunk = (R + splits - 1) / splits, ys = (R + chunk - 1) / chunk;
+  Tensor part = empty({ys * K * static_cast<int64_t>(sizeof(Acc))}, DType::u8, out.device());
+  Acc* pp = static_cast<Acc*>(part.raw_data());
+  reduce_rows_kernel<T><<<dim3(grid, static_cast<unsigned>(ys)), kThreads, 0, stream>>>(
+      xp, K, R, sk, sr, chunk, pp, op_out, op);
+  STRATA_CUDA_CHECK_LAUNCH("reduce_rows (split rows)");
+  reduce_cols_finish<<<blocks_for(K), kThreads, 0, stream>>>(pp, K, ys, op_out, op);
+  STRATA_CUDA_CHECK_LAUNCH("reduce_rows_finish");
+}
+
 /// Rows of length R get a block each when long; otherwise (and for columns) a thread per kept
 /// element, with the rows split over grid.y when K alone gives too few threads.
 template <class T, class Op>
@@ -145,12 +182,7 @@ void launch(const Tensor& v, int64_t K, int64_t R, const Tensor& out, Op op) {
   const T* xp = static_cast<const T*>(v.raw_data());
   auto* op_out = static_cast<typename Op::Out*>(out.raw_data());
   const int64_t sk = v.strides()[0], sr = v.strides()[1];
-  if (R > 32 && !(sk == 1 && K > 1)) {
-    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(K, 65535));
-    reduce_rows_kernel<T><<<grid, kThreads, 0, stream>>>(xp, K, R, sk, sr, op_out, op);
-    STRATA_CUDA_CHECK_LAUNCH("reduce_rows");
-    return;
-  }
+  if (R > 32 && !(sk == 1 && K > 1)) return launch_rows<T>(xp, K, R, sk, sr, out, op);
   const int64_t splits =
       R <= 64 ? 1 : std::min<int64_t>({(R + 63) / 64, std::max<int64_t>(1, (1 << 18) / K), 256});
   if (splits == 1) {

@@ -87,7 +87,8 @@ unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>
 
 template <class T>
 void run_forward(const Tensor& x, T* y, T* lse, int64_t outer, int64_t n, int64_t inner, bool log) {
-  if (outer * n * inner == 0) return;
+  // n == 0 still writes lse = -inf (max -inf, log(0)) as the CPU does; only no rows is a no-op.
+  if (outer * inner == 0) return;
   cudaStream_t stream = stream_for(x.device());
   const T* xp = cptr<T>(x);
   if (inner == 1) {

@@ -24,15 +24,35 @@ void Adagrad::validate(size_t g) const {
   }
 }
 
-void Adagrad::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
-  const double t = bump_counter(g, i, "step");
+cpu::AdagradHyper Adagrad::hyper(size_t g, double t) const {
   cpu::AdagradHyper h;
   h.clr = *groups()[g].lr / (1 + (t - 1) * option(g, "lr_decay"));
   h.eps = option(g, "eps");
   h.weight_decay = *groups()[g].weight_decay;
+  return h;
+}
+
+void Adagrad::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  const cpu::AdagradHyper h = hyper(g, bump_counter(g, i, "step"));
   Tensor& sum = slot(g, i, "sum", option(g, "initial_accumulator_value"));
   if (on_cuda(param)) return cuda::adagrad_step({param}, {grad}, {sum}, h);
   cpu::adagrad_step(param, grad, sum, h);
+}
+
+void Adagrad::update_group(size_t g, const std::vector<Item>& items) {
+  FusedBatches<3> batches;  // by step count, which sets the decayed learning rate
+  for (const Item& it : items) {
+    if (!on_cuda(it.param)) {
+      update(g, it.index, it.param, it.grad);
+      continue;
+    }
+    const double t = bump_counter(g, it.index, "step");
+    batches.add(
+        t, {it.param, it.grad, slot(g, it.index, "sum", option(g, "initial_accumulator_value"))});
+  }
+  batches.launch([&](double t, const FusedBatches<3>::Lists& l) {
+    cuda::adagrad_step(l[0], l[1], l[2], hyper(g, t));
+  });
 }
 
 }  // namespace strata::optim

@@ -1,6 +1,7 @@
 // AdaGrad (torch.optim.Adagrad).
 #pragma once
 
+#include "core/backend/cpu/optim.h"
 #include "core/optim/optimizer.h"
 
 namespace strata::optim {
@@ -23,8 +24,12 @@ class Adagrad : public Optimizer {
 
  protected:
   void update(size_t group, size_t index, const Tensor& param, const Tensor& grad) override;
+  void update_group(size_t group, const std::vector<Item>& items) override;
   void validate(size_t group) const override;
   std::vector<std::string> slot_names() const override { return {"sum", "step"}; }
+
+ private:
+  cpu::AdagradHyper hyper(size_t g, double t) const;  // group g's at step t
 };
 
 }  // namespace strata::optim

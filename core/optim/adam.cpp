@@ -42,7 +42,7 @@ void Adam::validate(size_t g) const {
         option(g, "eps"));
 }
 
-void Adam::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+cpu::AdamHyper Adam::hyper(size_t g, double t) const {
   cpu::AdamHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;
@@ -51,14 +51,38 @@ void Adam::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
   h.eps = option(g, "eps");
   h.amsgrad = option(g, "amsgrad") != 0;
   h.decoupled = decoupled_;
-  const double t = bump_counter(g, i, "step");
   h.bias1 = 1 - std::pow(h.beta1, t);
   h.bias2_sqrt = std::sqrt(1 - std::pow(h.beta2, t));
-  Tensor& m = slot(g, i, "exp_avg");
-  Tensor& v = slot(g, i, "exp_avg_sq");
-  Tensor mx = h.amsgrad ? slot(g, i, "max_exp_avg_sq") : Tensor();
+  return h;
+}
+
+std::array<Tensor, 3> Adam::slots(size_t g, size_t i) {
+  const bool amsgrad = option(g, "amsgrad") != 0;
+  return {slot(g, i, "exp_avg"), slot(g, i, "exp_avg_sq"),
+          amsgrad ? slot(g, i, "max_exp_avg_sq") : Tensor()};
+}
+
+void Adam::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  const cpu::AdamHyper h = hyper(g, bump_counter(g, i, "step"));
+  const auto [m, v, mx] = slots(g, i);
   if (on_cuda(param)) return cuda::adam_step({param}, {grad}, {m}, {v}, {mx}, h);
   cpu::adam_step(param, grad, m, v, mx, h);
+}
+
+void Adam::update_group(size_t g, const std::vector<Item>& items) {
+  FusedBatches<5> batches;  // by step count, which sets the bias corrections
+  for (const Item& it : items) {
+    if (!on_cuda(it.param)) {
+      update(g, it.index, it.param, it.grad);
+      continue;
+    }
+    const double t = bump_counter(g, it.index, "step");
+    const auto [m, v, mx] = slots(g, it.index);
+    batches.add(t, {it.param, it.grad, m, v, mx});
+  }
+  batches.launch([&](double t, const FusedBatches<5>::Lists& l) {
+    cuda::adam_step(l[0], l[1], l[2], l[3], l[4], hyper(g, t));
+  });
 }
 
 }  // namespace strata::optim

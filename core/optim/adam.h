@@ -1,6 +1,7 @@
 // Adam and AdamW (torch.optim.Adam / AdamW, with optional AMSGrad).
 #pragma once
 
+#include "core/backend/cpu/optim.h"
 #include "core/optim/optimizer.h"
 
 namespace strata::optim {
@@ -31,12 +32,17 @@ class Adam : public Optimizer {
  protected:
   Adam(std::vector<ParamGroup> groups, const AdamOptions& defaults, bool decoupled);
   void update(size_t group, size_t index, const Tensor& param, const Tensor& grad) override;
+  void update_group(size_t group, const std::vector<Item>& items) override;
   void validate(size_t group) const override;
   std::vector<std::string> slot_names() const override {
     return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"};
   }
 
  private:
+  /// Group g's hyper-parameters at step t (its bias corrections).
+  cpu::AdamHyper hyper(size_t g, double t) const;
+  /// exp_avg, exp_avg_sq and (with amsgrad, else undefined) max_exp_avg_sq of a parameter.
+  std::array<Tensor, 3> slots(size_t g, size_t i);
   bool decoupled_ = false;
 };
 

@@ -60,6 +60,7 @@ void Optimizer::step() {
   validate_all();
   ++step_count_;
   for (size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<Item> items;
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       const Tensor& p = groups_[g].params[i];
       Tensor grad = p.grad();
@@ -68,9 +69,16 @@ void Optimizer::step() {
             ") must be contiguous");
       check(grad.shape() == p.shape() && grad.dtype() == p.dtype(), "[", name(), "] gradient ",
             grad.desc(), " of parameter ", i, " of group ", g, " does not match ", p.desc());
-      update(g, i, p, grad.contiguous());
+      check(grad.device() == p.device(), "[", name(), "] gradient ", grad.desc(), " of parameter ",
+            i, " of group ", g, " is not on the parameter's device");
+      items.push_back({i, p, grad.contiguous()});
     }
+    update_group(g, items);
   }
+}
+
+void Optimizer::update_group(size_t group, const std::vector<Item>& items) {
+  for (const Item& item : items) update(group, item.index, item.param, item.grad);
 }
 
 void Optimizer::zero_grad() {

@@ -2,9 +2,11 @@
 // named for checkpoints, and step() that matches torch.optim's update rules.
 #pragma once
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/tensor.h"
@@ -52,6 +54,14 @@ class Optimizer {
             std::map<std::string, double> defaults);
   /// Updates one parameter in place from its gradient (same dtype, contiguous).
   virtual void update(size_t group, size_t index, const Tensor& param, const Tensor& grad) = 0;
+  /// A parameter of a group that has a gradient, as step() hands them over.
+  struct Item {
+    size_t index;
+    Tensor param, grad;
+  };
+  /// Updates a group's parameters that have gradients. The default calls update() on each;
+  /// optimizers with fused CUDA kernels override it to update many tensors per launch.
+  virtual void update_group(size_t group, const std::vector<Item>& items);
   /// Checks one group's hyper-parameters; throws naming the group and the value.
   virtual void validate(size_t group) const = 0;
   /// The slot names this optimizer keeps per parameter (for load_state_dict's checks).
@@ -75,6 +85,30 @@ class Optimizer {
   void check_group(size_t group);
   std::vector<ParamGroup> groups_;
   std::map<std::string, double> defaults_;
+};
+
+/// The CUDA tensors of fused optimizer launches: per batch one list per role (parameter,
+/// gradient, state slots...). A batch holds what one launch may mix: one device, one dtype and
+/// one value of `extra` (what the hyper-parameters depend on per parameter, such as Adam's
+/// step count); the kernels split batches of more tensors than a launch takes.
+template <size_t Roles>
+class FusedBatches {
+ public:
+  using Lists = std::array<std::vector<Tensor>, Roles>;
+  /// Appends one parameter's tensors, in role order, to its batch.
+  void add(double extra, const std::array<Tensor, Roles>& tensors) {
+    const Tensor& p = tensors[0];
+    Lists& lists = batches_[{p.device().index, static_cast<int>(p.dtype()), extra}];
+    for (size_t r = 0; r < Roles; ++r) lists[r].push_back(tensors[r]);
+  }
+  /// Calls launch(extra, lists) once per batch.
+  template <class Launch>
+  void launch(Launch&& launch) const {
+    for (const auto& [key, lists] : batches_) launch(std::get<2>(key), lists);
+  }
+
+ private:
+  std::map<std::tuple<int, int, double>, Lists> batches_;
 };
 
 /// The parameters of all groups, in order.

@@ -25,7 +25,7 @@ void RMSprop::validate(size_t g) const {
   }
 }
 
-void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+cpu::RmspropHyper RMSprop::hyper(size_t g) const {
   cpu::RmspropHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;
@@ -33,11 +33,35 @@ void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad
   h.eps = option(g, "eps");
   h.momentum = option(g, "momentum");
   h.centered = option(g, "centered") != 0;
-  Tensor& sq = slot(g, i, "square_avg");
-  Tensor avg = h.centered ? slot(g, i, "grad_avg") : Tensor();
-  Tensor buf = h.momentum > 0 ? slot(g, i, "momentum_buffer") : Tensor();
+  return h;
+}
+
+std::array<Tensor, 3> RMSprop::slots(size_t g, size_t i) {
+  const bool centered = option(g, "centered") != 0, momentum = option(g, "momentum") > 0;
+  return {slot(g, i, "square_avg"), centered ? slot(g, i, "grad_avg") : Tensor(),
+          momentum ? slot(g, i, "momentum_buffer") : Tensor()};
+}
+
+void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  const cpu::RmspropHyper h = hyper(g);
+  const auto [sq, avg, buf] = slots(g, i);
   if (on_cuda(param)) return cuda::rmsprop_step({param}, {grad}, {sq}, {avg}, {buf}, h);
   cpu::rmsprop_step(param, grad, sq, avg, buf, h);
+}
+
+void RMSprop::update_group(size_t g, const std::vector<Item>& items) {
+  FusedBatches<5> batches;  // the hyper-parameters are the group's: one batch per device/dtype
+  for (const Item& it : items) {
+    if (!on_cuda(it.param)) {
+      update(g, it.index, it.param, it.grad);
+      continue;
+    }
+    const auto [sq, avg, buf] = slots(g, it.index);
+    batches.add(0, {it.param, it.grad, sq, avg, buf});
+  }
+  batches.launch([&](double, const FusedBatches<5>::Lists& l) {
+    cuda::rmsprop_step(l[0], l[1], l[2], l[3], l[4], hyper(g));
+  });
 }
 
 }  // namespace strata::optim

@@ -1,6 +1,7 @@
 // RMSprop (torch.optim.RMSprop), plain, centered and with momentum.
 #pragma once
 
+#include "core/backend/cpu/optim.h"
 #include "core/optim/optimizer.h"
 
 namespace strata::optim {
@@ -26,10 +27,16 @@ class RMSprop : public Optimizer {
 
  protected:
   void update(size_t group, size_t index, const Tensor& param, const Tensor& grad) override;
+  void update_group(size_t group, const std::vector<Item>& items) override;
   void validate(size_t group) const override;
   std::vector<std::string> slot_names() const override {
     return {"square_avg", "grad_avg", "momentum_buffer"};
   }
+
+ private:
+  cpu::RmspropHyper hyper(size_t g) const;
+  /// square_avg, grad_avg (when centered) and momentum_buffer (with momentum) of a parameter.
+  std::array<Tensor, 3> slots(size_t g, size_t i);
 };
 
 }  // namespace strata::optim

@@ -28,17 +28,41 @@ void SGD::validate(size_t g) const {
         dampening);
 }
 
-void SGD::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+cpu::SgdHyper SGD::hyper(size_t g) const {
   cpu::SgdHyper h;
   h.lr = *groups()[g].lr;
   h.weight_decay = *groups()[g].weight_decay;
   h.momentum = option(g, "momentum");
   h.dampening = option(g, "dampening");
   h.nesterov = option(g, "nesterov") != 0;
+  return h;
+}
+
+void SGD::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
+  cpu::SgdHyper h = hyper(g);
   Tensor buf;
   if (h.momentum != 0) buf = slot(g, i, "momentum_buffer", 0, &h.first);
   if (on_cuda(param)) return cuda::sgd_step({param}, {grad}, {buf}, h);
   cpu::sgd_step(param, grad, buf, h);
+}
+
+void SGD::update_group(size_t g, const std::vector<Item>& items) {
+  FusedBatches<3> batches;  // by whether the momentum buffer is new (its first step)
+  const bool momentum = option(g, "momentum") != 0;
+  for (const Item& it : items) {
+    if (!on_cuda(it.param)) {
+      update(g, it.index, it.param, it.grad);
+      continue;
+    }
+    bool first = false;
+    Tensor buf = momentum ? slot(g, it.index, "momentum_buffer", 0, &first) : Tensor();
+    batches.add(first ? 1 : 0, {it.param, it.grad, buf});
+  }
+  batches.launch([&](double first, const FusedBatches<3>::Lists& l) {
+    cpu::SgdHyper h = hyper(g);
+    h.first = first != 0;
+    cuda::sgd_step(l[0], l[1], l[2], h);
+  });
 }
 
 LARS::LARS(std::vector<Tensor> params, const LARSOptions& opts)

@@ -2,6 +2,7 @@
 // (layer-wise adaptive rate scaling on top of momentum SGD, in torchlars' form).
 #pragma once
 
+#include "core/backend/cpu/optim.h"
 #include "core/optim/optimizer.h"
 
 namespace strata::optim {
@@ -25,8 +26,12 @@ class SGD : public Optimizer {
 
  protected:
   void update(size_t group, size_t index, const Tensor& param, const Tensor& grad) override;
+  void update_group(size_t group, const std::vector<Item>& items) override;
   void validate(size_t group) const override;
   std::vector<std::string> slot_names() const override { return {"momentum_buffer"}; }
+
+ private:
+  cpu::SgdHyper hyper(size_t g) const;  // group g's, for a buffer that is not new
 };
 
 struct LARSOptions {

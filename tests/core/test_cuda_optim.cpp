@@ -21,16 +21,26 @@ using namespace cuda_case;
 using MakeOpt = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
 
 /// Three steps of a small least-squares model: parameters, then each state slot, in order.
+/// 35 more small parameters make the fused CUDA launches split (32 tensors a launch), and `u`
+/// has no gradient in step 1, so from then on its step count (Adam's bias corrections,
+/// Adagrad's decay) differs from the others' and it needs a launch of its own.
 Outs train_steps(Device d, DType t, const MakeOpt& make) {
   Tensor w = input(d, t, {5, 7}, 81, -0.5, 0.5), b = input(d, t, {5}, 82, -0.5, 0.5);
+  Tensor u = input(d, t, {6}, 84, -0.5, 0.5);
   Tensor x = input(d, t, {4, 7}, 83, -1, 1, false);
-  auto opt = make({w, b});
+  std::vector<Tensor> params{w, b, u};
+  for (int i = 0; i < 35; ++i) params.push_back(input(d, t, {3 + i % 4}, 200 + i, -0.5, 0.5));
+  auto opt = make(params);
   for (int step = 0; step < 3; ++step) {
     opt->zero_grad();
-    sum(square(linear(x, w, b))).backward();
+    Tensor loss = sum(square(linear(x, w, b)));
+    if (step != 1) loss = add(loss, sum(square(u)));
+    for (size_t i = 3; i < params.size(); ++i) loss = add(loss, sum(square(params[i])));
+    loss.backward();
     opt->step();
   }
-  Outs out{w.detach(), b.detach()};
+  Outs out;
+  for (const Tensor& p : params) out.push_back(p.detach());
   for (const auto& [key, state] : opt->state_dict()) {
     if (state.device() == d && state.dim() > 0) out.push_back(state);  // the per-element slots
   }

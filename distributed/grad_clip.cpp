@@ -46,7 +46,8 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
 
 std::vector<double> sum_over_ranks(Communicator& comm, const std::vector<double>& values) {
   if (values.empty()) return {};
-  Tensor t = from_vector<double>(values, {static_cast<int64_t>(values.size())});
+  // On the communicator's device: NCCL reduces device tensors only.
+  Tensor t = from_vector<double>(values, {static_cast<int64_t>(values.size())}, comm.device());
   comm.all_reduce(t, ReduceOp::sum);
   return t.to_vector<double>();
 }

@@ -4,13 +4,25 @@
 #include <deque>
 #include <map>
 
+#include "core/backend/backend.h"
 #include "distributed/communicator.h"
 
 namespace strata::dist {
 namespace {
 
+/// dst's bytes = src's. A CUDA tensor is copied on its device's stream (the host cannot
+/// dereference its pointers; stream order keeps the copy after the kernels that wrote src).
 void copy_bytes(const Tensor& src, Tensor& dst) {
-  std::memcpy(dst.raw_data(), src.raw_data(), src.numel() * dtype_size(src.dtype()));
+  const int64_t n = src.numel() * dtype_size(src.dtype());
+  if (n == 0) return;
+  check(src.device() == dst.device(), "[single] a message on ", src.device().str(),
+        " cannot be received into a tensor on ", dst.device().str(),
+        "; receive on the sender's device");
+  if (dst.device().is_cpu()) {
+    std::memcpy(dst.raw_data(), src.raw_data(), static_cast<size_t>(n));
+  } else {
+    backend_for(dst.device()).copy_on_device(dst.raw_data(), src.raw_data(), n, dst.device());
+  }
 }
 
 /// Messages a rank sent to itself, by tag.

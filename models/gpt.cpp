@@ -202,10 +202,11 @@ std::vector<int64_t> GPT::generate(std::vector<int64_t> prompt, int64_t n, doubl
   check(!prompt.empty(), "[GPT] generate needs a non-empty prompt");
   check(temperature > 0, "[GPT] temperature must be positive, got ", temperature);
   NoGradGuard guard;
+  const Device device = parameters().front().device();  // the prompt goes where the model is
   for (int64_t i = 0; i < n; ++i) {
     int64_t start = std::max<int64_t>(0, static_cast<int64_t>(prompt.size()) - cfg_.block_size);
     std::vector<int64_t> ctx(prompt.begin() + start, prompt.end());
-    Tensor idx = from_vector(ctx, {1, static_cast<int64_t>(ctx.size())});
+    Tensor idx = from_vector(ctx, {1, static_cast<int64_t>(ctx.size())}, device);
     Tensor logits = forward(idx).select(1, -1).reshape({cfg_.vocab_size});
     std::vector<double> p = softmax(logits * (1.0 / temperature), 0).to_vector<double>();
     double u = gen.uniform(), acc = 0;

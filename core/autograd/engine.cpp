@@ -153,6 +153,8 @@ void run_pass(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
     }
     check(g.shape() == roots[i].shape(), "[backward] grad of shape ", shape_str(g.shape()),
           " does not match output ", i, " of shape ", shape_str(roots[i].shape()));
+    check(g.device() == roots[i].device(), "[backward] grad on ", g.device().str(), " for output ",
+          i, " on ", roots[i].device().str(), "; create the seed gradient on the output's device");
     Node* n = edge_of(roots[i]).get();
     Tensor& buf = buffers[n];
     buf = buf.defined() ? add(buf, g) : g;

@@ -43,13 +43,17 @@ bool needs_promotion(const Tensor& a, const Tensor& b) {
 }
 Tensor promoted(const Tensor& t) { return t.to(DType::f32); }
 
+/// Whether t's bf16/f16 values must go through f32 copies: the CPU kernels have no arithmetic
+/// on those storage types; the CUDA kernels compute them in f32 in registers.
+bool widen_by_copy(const Tensor& t) { return storage_only(t.dtype()) && !on_cuda(t); }
+
 /// Forward of a binary op without autograd.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   if (needs_promotion(a, b)) return binary_forward(op, promoted(a), promoted(b));
   check_same_device(name, a, b);
   check_same_dtype(name, a, b);
-  if (storage_only(a.dtype())) {
+  if (widen_by_copy(a)) {
     Tensor r = binary_forward(op, a.to(DType::f32), b.to(DType::f32));
     return is_comparison(op) ? r : r.to(a.dtype());
   }
@@ -70,7 +74,7 @@ const char* unary_name(UnaryOp op) {
 Tensor unary_forward(UnaryOp op, const Tensor& x, double alpha = 0) {
   const char* name = unary_name(op);
   if (op != UnaryOp::neg && op != UnaryOp::abs && op != UnaryOp::sign) check_floating(name, x);
-  if (storage_only(x.dtype())) return unary_forward(op, x.to(DType::f32), alpha).to(x.dtype());
+  if (widen_by_copy(x)) return unary_forward(op, x.to(DType::f32), alpha).to(x.dtype());
   Tensor out = empty(x.shape(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
     if (on_cuda(x)) {
@@ -88,7 +92,7 @@ Tensor unary_forward(UnaryOp op, const Tensor& x, double alpha = 0) {
 /// g * op'(x) through the fused kernel (plain backward only).
 Tensor fused_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y,
                       double alpha = 0) {
-  if (storage_only(g.dtype())) {
+  if (widen_by_copy(g)) {
     Tensor yy = y.defined() ? y.to(DType::f32) : y;
     return fused_backward(op, g.to(DType::f32), x.to(DType::f32), yy, alpha).to(g.dtype());
   }
@@ -334,7 +338,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
     cpu::clamp(in, out, lo, hi);
   };
   Tensor out;
-  if (storage_only(x.dtype())) {
+  if (widen_by_copy(x)) {
     out = empty(x.shape(), DType::f32, x.device());
     clamp_kernel(x.to(DType::f32), out);
     out = out.to(x.dtype());
@@ -381,7 +385,7 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
   check_same_device("add_", a, b);
   Tensor bb = alpha == 1.0 ? b : binary_forward(BinaryOp::mul, b, scalar_like(alpha, b));
   if (bb.dtype() != a.dtype()) bb = bb.to(a.dtype());
-  if (storage_only(a.dtype())) {
+  if (widen_by_copy(a)) {
     copy_(a, binary_forward(BinaryOp::add, a, bb.expand(a.shape())));
     return;
   }
@@ -389,7 +393,7 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
 }
 
 void mul_(Tensor& a, double s) {
-  if (storage_only(a.dtype())) {
+  if (widen_by_copy(a)) {
     copy_(a, binary_forward(BinaryOp::mul, a, scalar_like(s, a)));
     return;
   }

@@ -6,6 +6,7 @@
 
 #include "core/autograd/grad_mode.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/index.h"
 #include "core/ops/reduce.h"
 
 namespace strata::optim {
@@ -32,11 +33,21 @@ bool all_finite(const Tensor& t) {
 bool LossScaler::unscale_(const std::vector<Tensor>& params) const {
   NoGradGuard guard;
   bool found_inf = false;
+  // CUDA gradients: max|g| per gradient on the device (NaN propagates, nothing overflows),
+  // read back in one copy; a read per parameter would make the host wait for the GPU each time.
+  std::vector<Tensor> device_peaks;
   for (const Tensor& p : params) {
     if (!p.defined() || !p.grad().defined()) continue;
     Tensor g = p.grad();
-    found_inf = found_inf || !all_finite(g);
+    if (g.device().is_cuda()) {
+      if (g.numel() > 0) device_peaks.push_back(max(abs(g)).to(DType::f64));
+    } else {
+      found_inf = found_inf || !all_finite(g);
+    }
     mul_(g, 1.0 / state_.scale);
+  }
+  if (!device_peaks.empty()) {
+    found_inf = found_inf || !std::isfinite(max(stack(device_peaks, 0)).item());
   }
   return found_inf;
 }

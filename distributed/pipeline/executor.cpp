@@ -121,7 +121,8 @@ std::pair<Tensor, Tensor> PipelineExecutor::recompute(const Action& a, StepState
     auto s = st.sent.find(key);
     check_internal(s != st.sent.end(), "[pipeline] backward before its activation was sent");
     Tensor leaf = st.sent_leaves.at(key);
-    seed = grad({s->second.token}, {leaf}, {ones(s->second.token.shape(), leaf.dtype())})[0];
+    seed = grad({s->second.token}, {leaf},
+                {ones(s->second.token.shape(), leaf.dtype(), s->second.token.device())})[0];
     st.sent.erase(s);
     st.sent_leaves.erase(key);
   }
@@ -133,7 +134,7 @@ std::pair<Tensor, Tensor> PipelineExecutor::recompute(const Action& a, StepState
   if (is_last(a.chunk)) {
     st.losses.erase(key);
     seed = full(out.shape(), exec_.loss_scale / static_cast<double>(options_.microbatches),
-                out.dtype());
+                out.dtype(), out.device());
   }
   return {out, seed};
 }
@@ -147,13 +148,13 @@ void PipelineExecutor::backward(const Action& a, StepState& st) {
   } else if (auto it = st.losses.find(key); it != st.losses.end()) {
     root = it->second;
     seed = full(root.shape(), exec_.loss_scale / static_cast<double>(options_.microbatches),
-                root.dtype());
+                root.dtype(), root.device());
     st.losses.erase(it);
   } else {
     auto s = st.sent.find(key);
     check_internal(s != st.sent.end(), "[pipeline] backward before its activation was sent");
     root = s->second.token;
-    seed = ones(root.shape(), root.dtype());
+    seed = ones(root.shape(), root.dtype(), root.device());
     st.sent.erase(s);
   }
   // A root that needs no gradient (nothing upstream is trainable) has nothing to do.

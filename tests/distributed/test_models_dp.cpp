@@ -2,7 +2,11 @@
 // 2-block GPT, and a GAN with a module outside DP (see model_checks.h).
 #include <gtest/gtest.h>
 
+#include "core/autocast.h"
+#include "core/ops.h"
+#include "distributed/sync_batch_norm.h"
 #include "distributed/thread_communicator.h"
+#include "tests/distributed/dp_checks.h"
 #include "tests/distributed/model_checks.h"
 
 namespace strata::dist {
@@ -49,6 +53,27 @@ TEST_P(ModelsOnRanks, GanWithTwoOptimizersMatchesOneProcess) {
   run(GetParam(), [](Communicator& comm) {
     testing::check_gan_matches_single_process(comm, DType::f64, kF64Tolerance);
     testing::check_gan_matches_single_process(comm, DType::f32, kF32Tolerance);
+  });
+}
+
+// Under bf16 autocast a convolution's output is bf16: SyncBatchNorm normalises it in f32, as
+// BatchNorm does, and gives what it gives for the same values passed in f32.
+TEST_P(ModelsOnRanks, SyncBatchNormTakesAutocastActivations) {
+  run(GetParam(), [](Communicator& comm) {
+    auto shared = std::shared_ptr<Communicator>(&comm, [](Communicator*) {});
+    SyncBatchNorm low(nn::BatchNormOptions{.num_features = 3}, shared);
+    SyncBatchNorm ref(nn::BatchNormOptions{.num_features = 3}, shared);
+    Generator g(7 + comm.rank());
+    Tensor x = randn({4, 3, 2, 2}, g).to(DType::bf16);
+    Tensor y;
+    {
+      AutocastGuard amp(DType::bf16);
+      y = low.forward(x);
+    }
+    Tensor want = ref.forward(x.to(DType::f32));
+    EXPECT_EQ(y.dtype(), DType::f32);
+    EXPECT_LT(testing::max_abs_diff(y, want), 1e-6);
+    EXPECT_LT(testing::max_abs_diff(low.running_var(), ref.running_var()), 1e-7);
   });
 }
 

@@ -18,6 +18,7 @@
 #include "distributed/data_parallel.h"
 #include "distributed/grad_clip.h"
 #include "distributed/nccl_communicator.h"
+#include "distributed/pipeline/executor.h"
 #include "distributed/zero.h"
 #include "tests/support/values.h"
 
@@ -192,6 +193,40 @@ TEST(NcclGradNorm, CudaMatchesCpu) {
     for (GradSharding s : {GradSharding::replicated, GradSharding::sharded}) {
       const double got = global_grad_norm(gpu_grads, p, *nccl, s);
       EXPECT_NEAR(got, want, 1e-6 * want) << "p = " << p;
+    }
+  }
+}
+
+// The pipeline executor on CUDA (one stage, two micro-batches, recompute off and on): the last
+// stage's backward seed must live on the loss's device, and the gradients must equal one plain
+// backward of the mean micro-batch loss.
+TEST(CudaPipeline, OneStageExecutorMatchesPlainBackward) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  for (bool recompute : {false, true}) {
+    auto single = make_single_communicator();
+    auto piped = make_mlp(5), plain = make_mlp(5);
+    const Batch b0 = batch("cross_entropy", 0), b1 = batch("cross_entropy", 1);
+    pipeline::ScheduleOptions o;
+    o.stages = 1;
+    o.microbatches = 2;
+    pipeline::ExecutorOptions eo;
+    eo.recompute = recompute;
+    pipeline::PipelineExecutor exec(*single, o, {[&](const Tensor&, int64_t mb) {
+      const Batch& b = mb == 0 ? b0 : b1;
+      return cross_entropy(piped->forward(b.x), b.y);
+    }},
+                                    eo);
+    const double loss = exec.run();
+    Tensor want =
+        (cross_entropy(plain->forward(b0.x), b0.y) + cross_entropy(plain->forward(b1.x), b1.y)) *
+        0.5;
+    want.backward();
+    EXPECT_NEAR(loss, want.item(), 1e-6) << "recompute " << recompute;
+    auto got = piped->named_parameters(), ref = plain->named_parameters();
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(got[i].second.grad().defined()) << got[i].first;
+      EXPECT_LT(max_abs_diff(got[i].second.grad(), ref[i].second.grad()), 1e-6) << got[i].first;
     }
   }
 }

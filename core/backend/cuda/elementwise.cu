@@ -1,5 +1,6 @@
 // Element-wise kernels on the GPU: one functor per op, one dtype switch per launch, and
-// cuda::map for the loop (vectorised when contiguous, strided otherwise). Math follows the CPU
+// cuda::map for the loop (vectorised when contiguous, strided otherwise); bf16/f16 compute in
+// f32 inside the kernel (one read and one write, not three kernels). Math follows the CPU
 // kernels' formulas (gelu_tanh as v * sigmoid(2u), NaN-propagating maximum/minimum).
 #include <algorithm>
 #include <limits>
@@ -179,36 +180,68 @@ struct Clamp {
   __device__ T operator()(T v) const { return v < lo ? lo : (v > hi ? hi : v); }
 };
 
-/// Calls fn(T{}) for the dtypes with arithmetic on the GPU (all but bf16/f16).
+/// An op on bf16/f16 values computed in f32: every input widened, the result rounded once to
+/// H (comparisons return their bool), as the CPU computes these storage types.
+template <class H, class Op>
+struct Widened {
+  Op op;
+  template <class... X>
+  __device__ auto operator()(X... x) const {
+    using R = decltype(op(convert<float>(x)...));
+    if constexpr (std::is_same_v<R, bool>) {
+      return op(convert<float>(x)...);
+    } else {
+      return convert<H>(op(convert<float>(x)...));
+    }
+  }
+};
+
+/// Calls fn(T{}, C{}) with the element type T of `t` and the type C its arithmetic runs in:
+/// T itself, or f32 for bf16/f16 (through Widened). `floating` admits only floating types.
 template <class Fn>
-void visit_arithmetic(const Tensor& t, const char* kernel, Fn&& fn) {
+void visit_compute(const Tensor& t, const char* kernel, bool floating, Fn&& fn) {
+  check_internal(!floating || is_floating(t.dtype()), "CUDA kernel ", kernel, " called on ",
+                 t.desc());
   visit_device_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_half_type<T>) {
-      check_internal(false, "CUDA kernel ", kernel, " called on the storage dtype of ", t.desc());
+      fn(T{}, float{});
     } else {
-      fn(T{});
+      fn(T{}, T{});
     }
   });
+}
+
+/// The functor that map() runs for element type T computing `op` (of compute type C).
+template <class T, class Op>
+auto in_storage(Op op) {
+  if constexpr (is_half_type<T>) {
+    return Widened<T, Op>{op};
+  } else {
+    return op;
+  }
 }
 
 }  // namespace
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  visit_arithmetic(a, "binary", [&](auto tag) {
+  check_internal(a.dtype() == b.dtype(), "binary kernel mixes ", a.desc(), " and ", b.desc());
+  visit_compute(a, "binary", false, [&](auto tag, auto ctag) {
     using T = decltype(tag);
+    using C = decltype(ctag);
     if (op >= BinaryOp::eq) {
-      map<bool>("compare", out, Compare<T>{op}, arg<T>(a), arg<T>(b));
+      map<bool>("compare", out, in_storage<T>(Compare<C>{op}), arg<T>(a), arg<T>(b));
     } else {
-      map<T>("binary", out, Binary<T>{op}, arg<T>(a), arg<T>(b));
+      map<T>("binary", out, in_storage<T>(Binary<C>{op}), arg<T>(a), arg<T>(b));
     }
   });
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha) {
-  visit_floating(x, "unary", [&](auto tag) {
+  visit_compute(x, "unary", true, [&](auto tag, auto ctag) {
     using T = decltype(tag);
-    map<T>("unary", out, Unary<T>{op, T(alpha)}, arg<T>(x));
+    using C = decltype(ctag);
+    map<T>("unary", out, in_storage<T>(Unary<C>{op, C(alpha)}), arg<T>(x));
   });
 }
 
@@ -217,9 +250,13 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
   const bool uses_y = op == UnaryOp::tanh || op == UnaryOp::sigmoid || op == UnaryOp::exp;
   check_internal(!uses_y || y.defined(), "unary_backward needs the forward output");
   const Tensor& v = uses_y ? y : x;
-  visit_floating(g, "unary_backward", [&](auto tag) {
+  check_internal(v.dtype() == g.dtype() && out.dtype() == g.dtype(), "unary_backward mixes ",
+                 g.desc(), ", ", v.desc(), " and ", out.desc());
+  visit_compute(g, "unary_backward", true, [&](auto tag, auto ctag) {
     using T = decltype(tag);
-    map<T>("unary_backward", out, UnaryBackward<T>{op, T(alpha)}, arg<T>(g), arg<T>(v));
+    using C = decltype(ctag);
+    map<T>("unary_backward", out, in_storage<T>(UnaryBackward<C>{op, C(alpha)}), arg<T>(g),
+           arg<T>(v));
   });
 }
 
@@ -231,14 +268,15 @@ void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& o
 }
 
 void clamp(const Tensor& x, const Tensor& out, double lo, double hi) {
-  visit_arithmetic(x, "clamp", [&](auto tag) {
+  visit_compute(x, "clamp", false, [&](auto tag, auto ctag) {
     using T = decltype(tag);
+    using C = decltype(ctag);
     if constexpr (std::is_same_v<T, bool>) {
       check_internal(false, "clamp kernel called on ", x.desc());
     } else {
-      T l = static_cast<T>(std::max<double>(lo, std::numeric_limits<T>::lowest()));
-      T h = static_cast<T>(std::min<double>(hi, std::numeric_limits<T>::max()));
-      map<T>("clamp", out, Clamp<T>{l, h}, arg<T>(x));
+      C l = static_cast<C>(std::max<double>(lo, std::numeric_limits<C>::lowest()));
+      C h = static_cast<C>(std::min<double>(hi, std::numeric_limits<C>::max()));
+      map<T>("clamp", out, in_storage<T>(Clamp<C>{l, h}), arg<T>(x));
     }
   });
 }

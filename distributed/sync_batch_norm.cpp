@@ -2,7 +2,6 @@
 // hand-written kernel: autograd all-reduces the gradients of the per-channel sums.
 #include "distributed/sync_batch_norm.h"
 
-#include "core/autocast.h"
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/ops/elementwise.h"
@@ -31,10 +30,12 @@ Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var,
   if (!training || comm.size() == 1) {
     return batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps);
   }
-  // As batch_norm under autocast: a bf16/f16 activation (a conv's output) is normalised in f32.
-  if (autocast::wants_f32(x)) {
-    return sync_batch_norm(autocast::to_f32(x), running_mean, running_var, weight, bias, training,
-                           momentum, eps, comm);
+  // A bf16/f16 activation (a convolution's output under autocast) is normalised in f32 and
+  // stays in its dtype, as batch_norm does; only f32/f64 sums cross the ranks.
+  if (x.dtype() == DType::bf16 || x.dtype() == DType::f16) {
+    return sync_batch_norm(x.to(DType::f32), running_mean, running_var, weight, bias, training,
+                           momentum, eps, comm)
+        .to(x.dtype());
   }
   check(x.dtype() == DType::f32 || x.dtype() == DType::f64, "[sync_batch_norm] input ", x.desc(),
         " must be f32 or f64 to be reduced over ranks; convert with x.to(DType::f32)");

@@ -121,6 +121,12 @@ void update_running(Tensor rm, Tensor rv, const Tensor& mu, const Tensor& var, d
 
 Grads batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& x3, const Tensor& w,
                           const Tensor& b, const Tensor& mu, const Tensor& rstd, double eps) {
+  if (GradMode::enabled() && storage_only(x.dtype())) {
+    // Double backward of a bf16/f16 batch norm: through ops on f32 copies, in x's dtype.
+    Grads gr = batch_norm_backward(g.to(mu.dtype()), x.to(mu.dtype()), x3, w, b, mu, rstd, eps);
+    if (gr[0].defined()) gr[0] = gr[0].to(x.dtype());
+    return gr;
+  }
   if (GradMode::enabled()) {
     auto dims = non_channel_dims(x);
     Tensor gh = w.defined() ? g * w.reshape(channel_shape(x)) : g;
@@ -135,8 +141,8 @@ Grads batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& x3, co
   }
   const int64_t C = x3.size(1);
   Tensor gx = x.requires_grad() ? empty(x3.shape(), x3.dtype(), x3.device()) : Tensor();
-  Tensor gw = w.defined() && w.requires_grad() ? empty({C}, x3.dtype(), x3.device()) : Tensor();
-  Tensor gb = b.defined() && b.requires_grad() ? empty({C}, x3.dtype(), x3.device()) : Tensor();
+  Tensor gw = w.defined() && w.requires_grad() ? empty({C}, mu.dtype(), x3.device()) : Tensor();
+  Tensor gb = b.defined() && b.requires_grad() ? empty({C}, mu.dtype(), x3.device()) : Tensor();
   Tensor g3 = g.contiguous().reshape(x3.shape());
   if (on_cuda(x3)) {
     cuda::channel_norm_backward(g3, x3, mu, rstd, flat_param(w, C), gx, gw, gb);
@@ -162,27 +168,35 @@ std::vector<int64_t> non_channel_dims(const Tensor& x) {
   return dims;
 }
 
+// Under autocast batch norm runs in its input's dtype, as in torch: a bf16/f16 activation is
+// normalised with f32 statistics and parameters and stays bf16/f16 (the next convolution wants
+// it so); only the precision of its output is that of the input.
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
-  if (autocast::wants_f32(x, running_mean, running_var, weight, bias, training, momentum, eps))
-    return autocast::run_f32(batch_norm, x, running_mean, running_var, weight, bias, training,
-                             momentum, eps);
   check_input("batch_norm", x, 2, "(N, C) or (N, C, ...)");
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / std::max<int64_t>(N * C, 1);
-  check_param("batch_norm", weight, "weight", {C}, x);
-  check_param("batch_norm", bias, "bias", {C}, x);
+  // bf16/f16 activations take f32 (master) parameters as well as their own dtype's.
+  const bool f32_params = storage_only(x.dtype()) &&
+                          (!weight.defined() || weight.dtype() == DType::f32) &&
+                          (!bias.defined() || bias.dtype() == DType::f32);
+  check_param("batch_norm", weight, "weight", {C}, x, !f32_params);
+  check_param("batch_norm", bias, "bias", {C}, x, !f32_params);
   check_param("batch_norm", running_mean, "running_mean", {C}, x, false);
   check_param("batch_norm", running_var, "running_var", {C}, x, false);
   if (!training) return batch_norm_eval(x, running_mean, running_var, weight, bias, eps);
   check(N * S > 1, "[batch_norm] expected more than 1 value per channel when training, got input ",
         x.desc());
-  if (storage_only(x.dtype())) {
+  // bf16/f16: the CPU normalises f32 copies; the CUDA kernels read and write the storage type.
+  if (storage_only(x.dtype()) && !on_cuda(x)) {
     return batch_norm(x.to(DType::f32), running_mean, running_var, f32_or_undefined(weight),
                       f32_or_undefined(bias), training, momentum, eps)
         .to(x.dtype());
   }
+  const Tensor w = storage_only(x.dtype()) ? f32_or_undefined(weight) : weight;
+  const Tensor b = storage_only(x.dtype()) ? f32_or_undefined(bias) : bias;
+  const DType stat = compute_dtype(x.dtype());
   Tensor x3 = x.detach().contiguous().reshape({N, C, S});
-  Tensor mu = empty({C}, x.dtype(), x.device()), var = empty({C}, x.dtype(), x.device());
+  Tensor mu = empty({C}, stat, x.device()), var = empty({C}, stat, x.device());
   if (on_cuda(x3)) {
     cuda::channel_stats(x3, mu, var);
   } else {
@@ -196,13 +210,13 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   update_running(running_mean, running_var, mu, var, momentum, N * S);
   Tensor out = empty({N, C, S}, x.dtype(), x.device());
   if (on_cuda(x3)) {
-    cuda::channel_norm(x3, mu, rstd, flat_param(weight, C), flat_param(bias, C), out);
+    cuda::channel_norm(x3, mu, rstd, flat_param(w, C), flat_param(b, C), out);
   } else {
-    cpu::channel_norm(x3, mu, rstd, flat_param(weight, C), flat_param(bias, C), out);
+    cpu::channel_norm(x3, mu, rstd, flat_param(w, C), flat_param(b, C), out);
   }
-  return record("batch_norm", out.reshape(x.shape()), {x, weight, bias},
-                [x, x3, weight, bias, mu, rstd, eps](const Tensor& g) {
-                  return batch_norm_backward(g, x, x3, weight, bias, mu, rstd, eps);
+  return record("batch_norm", out.reshape(x.shape()), {x, w, b},
+                [x, x3, w, b, mu, rstd, eps](const Tensor& g) {
+                  return batch_norm_backward(g, x, x3, w, b, mu, rstd, eps);
                 });
 }
 

@@ -104,7 +104,13 @@ TEST(Autocast, PrecisionSensitiveOpsReturnF32) {
     EXPECT_EQ(cross_entropy(xb, target).dtype(), DType::f32);
     EXPECT_EQ(mse_loss(xb, zeros({4, 6})).dtype(), DType::f32);
     EXPECT_EQ(layer_norm(xb, {6}, g, z).dtype(), DType::f32);  // f32 weight, bf16 input
-    EXPECT_EQ(batch_norm(img, zeros({6}), ones({6}), g, z, true).dtype(), DType::f32);
+    // Batch norm runs in its input's dtype, as torch's autocast does (f32 statistics inside).
+    Tensor bn = batch_norm(img, zeros({6}), ones({6}), g, z, true);
+    EXPECT_EQ(bn.dtype(), DType::f16);
+    EXPECT_EQ(
+        max_abs_diff(
+            bn, batch_norm(img.to(DType::f32), zeros({6}), ones({6}), g, z, true).to(DType::f16)),
+        0.0);
     EXPECT_EQ(group_norm(img, 3, g, z).dtype(), DType::f32);
     EXPECT_EQ(sum(xb).dtype(), DType::f32);
     EXPECT_EQ(mean(xb, {1}).dtype(), DType::f32);

@@ -315,6 +315,21 @@ void add_batch_norm(std::vector<OpCase>& cases) {
              return out;
            }});
     }
+    if (t == DType::bf16 || t == DType::f16) {
+      // As under autocast: a half activation with f32 parameters (CUDA reads and writes the
+      // activation as it is, the CPU normalises an f32 copy).
+      cases.push_back(
+          {str_cat("batch_norm_f32_params_", dtype_name(t)), t, [](Device d, DType t) {
+             Tensor x = input(d, t, {8, 6, 5, 5}, 121, -3, 3);
+             Tensor w = input(d, DType::f32, {6}, 122), b = input(d, DType::f32, {6}, 123);
+             Tensor rm = input(d, DType::f32, {6}, 124, -1, 1, false);
+             Tensor rv = input(d, DType::f32, {6}, 125, 0.5, 2, false);
+             Outs out = with_grads(batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5), {x, w, b});
+             out.push_back(rm);
+             out.push_back(rv);
+             return out;
+           }});
+    }
     cases.push_back({str_cat("batch_norm_no_affine_", dtype_name(t)), t, [](Device d, DType t) {
                        Tensor x = input(d, t, {3, 4, 5, 5}, 115, -3, 3);
                        return with_grads(batch_norm(x, {}, {}, {}, {}, true, 0.1, 1e-5), {x});

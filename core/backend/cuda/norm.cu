@@ -1,7 +1,8 @@
 // Layer norm on the GPU: one block per row for the statistics (two passes, f64 sums, as the
 // CPU) and for the input gradient; weight and bias gradients sum over row chunks with one
 // thread per column, then over the chunks in a fixed order. Batch norm: channel sums over
-// (channel, sample slice) blocks in f64 (as the CPU), added per channel in a fixed order.
+// (channel, sample slice) blocks in f64 (as the CPU), added per channel in a fixed order; bf16
+// and f16 activations are read and written as they are, with f32 statistics and parameters.
 #include <algorithm>
 
 #include "core/backend/cuda/copy.h"
@@ -120,7 +121,7 @@ __global__ void channel_partial_kernel(const T* x, const double* center, double*
   const double m = center ? center[c] : 0.0;
   double acc = 0;
   for (uint32_t j = threadIdx.x; j < count; j += blockDim.x) {
-    const double v = double(x[channel_offset(j, static_cast<uint32_t>(S), n0, C, c)]);
+    const double v = convert<double>(x[channel_offset(j, static_cast<uint32_t>(S), n0, C, c)]);
     acc += center ? (v - m) * (v - m) : v;
   }
   acc = block_reduce(acc, Sum{}, 0.0);
@@ -140,35 +141,37 @@ __global__ void channel_finish_kernel(const double* part, int64_t splits, int64_
   }
 }
 
-/// y = x * scale[c] + shift[c], the statistics and the affine folded as on the CPU.
-template <class T>
-__global__ void channel_norm_kernel(const T* x, const T* mean, const T* rstd, const T* w,
-                                    const T* b, T* out, int64_t n, int64_t C, int64_t S) {
+/// y = x * scale[c] + shift[c], the statistics and the affine folded as on the CPU. T is the
+/// element type of x and out, P that of the statistics and parameters (f32 for bf16/f16 x).
+template <class T, class P>
+__global__ void channel_norm_kernel(const T* x, const P* mean, const P* rstd, const P* w,
+                                    const P* b, T* out, int64_t n, int64_t C, int64_t S) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
     // n < 2^32 (checked at launch): 32-bit division.
     const int64_t c =
         (static_cast<uint32_t>(i) / static_cast<uint32_t>(S)) % static_cast<uint32_t>(C);
-    const T scale = rstd[c] * (w ? w[c] : T(1));
-    const T shift = (b ? b[c] : T(0)) - mean[c] * scale;
-    out[i] = x[i] * scale + shift;
+    const P scale = rstd[c] * (w ? w[c] : P(1));
+    const P shift = (b ? b[c] : P(0)) - mean[c] * scale;
+    out[i] = convert<T>(convert<P>(x[i]) * scale + shift);
   }
 }
 
 /// part[(c * splits + k) * 2 + {0, 1}] = sums of g and of g * xhat over the block's slice.
-template <class T>
-__global__ void channel_grad_partial_kernel(const T* g, const T* x, const T* mean, const T* rstd,
+template <class T, class P>
+__global__ void channel_grad_partial_kernel(const T* g, const T* x, const P* mean, const P* rstd,
                                             double* part, int64_t N, int64_t C, int64_t S) {
   const int64_t c = blockIdx.x, k = blockIdx.y, splits = gridDim.y;
   int64_t n0, n1;
   split_range(N, k, splits, n0, n1);
   const uint32_t count = static_cast<uint32_t>((n1 - n0) * S);
-  const T mu = mean[c], rs = rstd[c];
+  const P mu = mean[c], rs = rstd[c];
   double sg = 0, sgx = 0;
   for (uint32_t j = threadIdx.x; j < count; j += blockDim.x) {
     const int64_t at = channel_offset(j, static_cast<uint32_t>(S), n0, C, c);
-    sg += g[at];
-    sgx += g[at] * (x[at] - mu) * rs;
+    const P gv = convert<P>(g[at]);
+    sg += gv;
+    sgx += gv * (convert<P>(x[at]) - mu) * rs;
   }
   sg = block_reduce(sg, Sum{}, 0.0);
   sgx = block_reduce(sgx, Sum{}, 0.0);
@@ -198,17 +201,17 @@ __global__ void channel_grad_finish_kernel(const double* part, int64_t splits, i
 }
 
 /// gx = rstd * w * (g - mean(g) - xhat * mean(g * xhat)), element-wise.
-template <class T>
-__global__ void channel_input_grad_kernel(const T* g, const T* x, const T* mean, const T* rstd,
-                                          const T* w, const double* coef, T* gx, int64_t n,
+template <class T, class P>
+__global__ void channel_input_grad_kernel(const T* g, const T* x, const P* mean, const P* rstd,
+                                          const P* w, const double* coef, T* gx, int64_t n,
                                           int64_t C, int64_t S) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
     const int64_t c =
         (static_cast<uint32_t>(i) / static_cast<uint32_t>(S)) % static_cast<uint32_t>(C);
-    const T mu = mean[c], rs = rstd[c];
-    const T k = rs * (w ? w[c] : T(1)), c1 = T(coef[c * 2]), c2 = T(coef[c * 2 + 1]);
-    gx[i] = k * (g[i] - c1 - (x[i] - mu) * rs * c2);
+    const P mu = mean[c], rs = rstd[c];
+    const P k = rs * (w ? w[c] : P(1)), c1 = P(coef[c * 2]), c2 = P(coef[c * 2 + 1]);
+    gx[i] = convert<T>(k * (convert<P>(g[i]) - c1 - (convert<P>(x[i]) - mu) * rs * c2));
   }
 }
 
@@ -224,6 +227,23 @@ void check_channel_sizes(const Tensor& x) {
 }
 
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
+
+/// Calls fn(T{}, P{}) for batch norm on x: T its element type, P the type of its statistics
+/// and parameters (T, or f32 for bf16/f16, which are read and written in their storage type).
+template <class Fn>
+void visit_channel(const Tensor& x, const Tensor& stat, const char* kernel, Fn&& fn) {
+  const bool half = x.dtype() == DType::bf16 || x.dtype() == DType::f16;
+  check_internal(is_floating(x.dtype()) && stat.dtype() == (half ? DType::f32 : x.dtype()),
+                 "CUDA kernel ", kernel, " called on ", x.desc(), " with statistics ", stat.desc());
+  visit_device_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_half_type<T>) {
+      fn(T{}, float{});
+    } else if constexpr (std::is_floating_point_v<T>) {
+      fn(T{}, T{});
+    }
+  });
+}
 
 }  // namespace
 
@@ -282,16 +302,17 @@ void channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
   Tensor center = empty({C}, DType::f64, x.device()), scratch = empty({C}, DType::f64, x.device());
   const double M = double(N * S);
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
-  visit_floating(x, "channel_stats", [&](auto tag) {
+  visit_channel(x, mean, "channel_stats", [&](auto tag, auto ptag) {
     using T = decltype(tag);
+    using P = decltype(ptag);
     // Two passes as on the CPU: the mean, then the mean squared deviation from it.
     for (bool second : {false, true}) {
       channel_partial_kernel<T><<<grid, kThreads, 0, stream>>>(
           cptr<T>(x), second ? mptr<double>(center) : nullptr, mptr<double>(part), N, C, S);
       STRATA_CUDA_CHECK_LAUNCH("channel_partial");
-      channel_finish_kernel<T><<<blocks_for(C), kThreads, 0, stream>>>(
+      channel_finish_kernel<P><<<blocks_for(C), kThreads, 0, stream>>>(
           mptr<double>(part), splits, C, M, mptr<double>(second ? scratch : center),
-          mptr<T>(second ? var : mean));
+          mptr<P>(second ? var : mean));
       STRATA_CUDA_CHECK_LAUNCH("channel_finish");
     }
   });
@@ -302,10 +323,11 @@ void channel_norm(const Tensor& x, const Tensor& mean, const Tensor& rstd, const
   const int64_t n = x.numel(), C = x.shape()[1], S = x.shape()[2];
   if (n == 0) return;
   check_channel_sizes(x);
-  visit_floating(x, "channel_norm", [&](auto tag) {
+  visit_channel(x, mean, "channel_norm", [&](auto tag, auto ptag) {
     using T = decltype(tag);
-    channel_norm_kernel<T><<<blocks_for(n), kThreads, 0, stream_for(x.device())>>>(
-        cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), cptr<T>(b), mptr<T>(out), n, C, S);
+    using P = decltype(ptag);
+    channel_norm_kernel<T, P><<<blocks_for(n), kThreads, 0, stream_for(x.device())>>>(
+        cptr<T>(x), cptr<P>(mean), cptr<P>(rstd), cptr<P>(w), cptr<P>(b), mptr<T>(out), n, C, S);
     STRATA_CUDA_CHECK_LAUNCH("channel_norm");
   });
 }
@@ -320,17 +342,18 @@ void channel_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean,
   Tensor part = empty({C * splits * 2}, DType::f64, x.device());
   Tensor coef = empty({C * 2}, DType::f64, x.device());
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
-  visit_floating(x, "channel_norm_backward", [&](auto tag) {
+  visit_channel(x, mean, "channel_norm_backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
-    channel_grad_partial_kernel<T><<<grid, kThreads, 0, stream>>>(
-        cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), mptr<double>(part), N, C, S);
+    using P = decltype(ptag);
+    channel_grad_partial_kernel<T, P><<<grid, kThreads, 0, stream>>>(
+        cptr<T>(g), cptr<T>(x), cptr<P>(mean), cptr<P>(rstd), mptr<double>(part), N, C, S);
     STRATA_CUDA_CHECK_LAUNCH("channel_grad_partial");
-    channel_grad_finish_kernel<T><<<blocks_for(C), kThreads, 0, stream>>>(
-        mptr<double>(part), splits, C, double(N * S), mptr<T>(gw), mptr<T>(gb), mptr<double>(coef));
+    channel_grad_finish_kernel<P><<<blocks_for(C), kThreads, 0, stream>>>(
+        mptr<double>(part), splits, C, double(N * S), mptr<P>(gw), mptr<P>(gb), mptr<double>(coef));
     STRATA_CUDA_CHECK_LAUNCH("channel_grad_finish");
     if (gx.defined() && x.numel() > 0) {
-      channel_input_grad_kernel<T><<<blocks_for(x.numel()), kThreads, 0, stream>>>(
-          cptr<T>(g), cptr<T>(x), cptr<T>(mean), cptr<T>(rstd), cptr<T>(w), mptr<double>(coef),
+      channel_input_grad_kernel<T, P><<<blocks_for(x.numel()), kThreads, 0, stream>>>(
+          cptr<T>(g), cptr<T>(x), cptr<P>(mean), cptr<P>(rstd), cptr<P>(w), mptr<double>(coef),
           mptr<T>(gx), x.numel(), C, S);
       STRATA_CUDA_CHECK_LAUNCH("channel_input_grad");
     }

@@ -87,16 +87,18 @@ Tensor cross_entropy_grad_ops(const Tensor& x2, const Tensor& t, const Tensor& g
   return mul(gk, sub(softmax(x2, 1), coef.to(x2.dtype()).to(x2.device())));
 }
 
-/// Per-element losses (N, d...) of logits with at least 2 dims.
+/// Per-element losses (N, d...) of logits with at least 2 dims, in the logits' compute dtype:
+/// f32 for bf16/f16 logits, which the CUDA kernels read as they are (the CPU through an f32
+/// copy); the gradient comes back in the logits' dtype.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& t, int64_t ignore, double s) {
-  if (storage_only(logits.dtype())) {
-    return cross_entropy_rows(logits.to(DType::f32), t, ignore, s).to(logits.dtype());
+  if (storage_only(logits.dtype()) && !on_cuda(logits)) {
+    return cross_entropy_rows(logits.to(DType::f32), t, ignore, s);
   }
   const int64_t C = logits.size(1), M = t.numel();
   Shape order = classes_last(logits.dim());
   Tensor x2 = logits.detach().permute(order).contiguous().reshape({M, C});
-  Tensor loss = empty({M}, logits.dtype(), logits.device());
-  Tensor lse = empty({M}, logits.dtype(), logits.device());
+  Tensor loss = empty({M}, compute_dtype(logits.dtype()), logits.device());
+  Tensor lse = empty({M}, compute_dtype(logits.dtype()), logits.device());
   if (on_cuda(x2)) {
     cuda::cross_entropy(x2, t, loss, lse, ignore, s);
   } else {
@@ -107,7 +109,8 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& t, int64_t ignore,
   return record("cross_entropy", out, {logits}, [=](const Tensor& g) {
     Tensor gx2;
     if (GradMode::enabled()) {
-      gx2 = cross_entropy_grad_ops(logits.permute(order).reshape({M, C}), t, g, ignore, s);
+      Tensor x = logits.permute(order).reshape({M, C});
+      gx2 = cross_entropy_grad_ops(x.to(lse.dtype()), t, g, ignore, s).to(x.dtype());
     } else {
       gx2 = empty({M, C}, x2.dtype(), x2.device());
       Tensor grow = g.contiguous().reshape({M});
@@ -145,9 +148,10 @@ void check_pair(const char* op, const Tensor& input, const Tensor& target) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                      double label_smoothing, Reduction reduction) {
-  if (autocast::wants_f32(logits, target, ignore_index, label_smoothing, reduction))
-    return autocast::run_f32(cross_entropy, logits, target, ignore_index, label_smoothing,
-                             reduction);
+  // Under autocast the loss is f32, as in torch; bf16/f16 logits need no f32 copy for that,
+  // since the kernels compute every row in f32 (cross_entropy_rows).
+  const bool autocast_f32 =
+      autocast::wants_f32(logits, target, ignore_index, label_smoothing, reduction);
   check(logits.defined(), "[cross_entropy] logits are undefined");
   check_floating("cross_entropy", logits);
   check(label_smoothing >= 0.0 && label_smoothing <= 1.0,
@@ -164,6 +168,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
         " should be (N, C) or (N, C, d...) with C > 0");
   Tensor t = checked_targets(logits, target, ignore_index);
   Tensor rows = cross_entropy_rows(logits, t, ignore_index, label_smoothing);
+  // Outside autocast a bf16/f16 loss keeps its dtype.
+  if (!autocast_f32 && rows.dtype() != logits.dtype()) rows = rows.to(logits.dtype());
   if (reduction != Reduction::mean) return reduce(rows, reduction);
   // The mean is over non-ignored targets (0/0 = NaN when all are ignored, as torch).
   Tensor th = t.to(Device::cpu());

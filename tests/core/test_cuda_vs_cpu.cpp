@@ -255,6 +255,16 @@ void add_softmax_loss(std::vector<OpCase>& cases) {
                        return with_grads(cross_entropy(x, y, -100, 0.0, Reduction::sum), {x});
                      }});
   }
+  // Under bf16 autocast: the loss is f32 (CUDA reads the bf16 logits as they are, the CPU an
+  // f32 copy) and the gradient comes back in bf16. Rows longer than a block, with smoothing.
+  cases.push_back({"cross_entropy_autocast_bf16", DType::bf16, [](Device d, DType t) {
+                     Tensor x = input(d, t, {5, 1000}, 26, -4, 4);
+                     Tensor y = indices(d, {3, 999, -100, 0, 512}, {5});
+                     AutocastGuard amp(DType::bf16);
+                     Tensor loss = cross_entropy(x, y, -100, 0.05);
+                     check(loss.dtype() == DType::f32, "autocast cross_entropy gave ", loss.desc());
+                     return with_grads(loss, {x});
+                   }});
 }
 
 void add_norm_embedding_dropout(std::vector<OpCase>& cases) {

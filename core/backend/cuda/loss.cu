@@ -1,58 +1,79 @@
 // Fused cross-entropy on the GPU: one block per row, forward (max, then exp-sum and x-sum
-// together) and backward (softmax minus the smoothed one-hot), as cpu/loss.cpp.
+// together) and backward (softmax minus the smoothed one-hot), as cpu/loss.cpp; bf16/f16
+// logits are read as they are and the losses kept in f32.
 #include "core/backend/cuda/loops.cuh"
 #include "core/backend/cuda/loss.h"
 
 namespace strata::cuda {
 namespace {
 
-template <class T>
-__global__ void cross_entropy_rows(const T* x, const int64_t* target, T* loss, T* lse, int64_t M,
+/// T: the logits' element type; P: the type the row sums and the losses are computed and kept
+/// in (T, or f32 for bf16/f16 logits, which are read as they are: no f32 copy of the logits).
+template <class T, class P>
+__global__ void cross_entropy_rows(const T* x, const int64_t* target, P* loss, P* lse, int64_t M,
                                    int64_t C, int64_t ignore, double smoothing) {
-  const T inf = std::numeric_limits<T>::infinity();
+  const P inf = std::numeric_limits<P>::infinity();
   for (int64_t i = blockIdx.x; i < M; i += gridDim.x) {
     const T* xr = x + i * C;
-    T m = -inf;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) m = Max{}(m, xr[c]);
+    P m = -inf;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) m = Max{}(m, convert<P>(xr[c]));
     m = block_reduce(m, Max{}, -inf);
-    T s = 0, sx = 0;
+    P s = 0, sx = 0;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-      s += dexp(xr[c] - m);
-      sx += xr[c];
+      const P v = convert<P>(xr[c]);
+      s += dexp(v - m);
+      sx += v;
     }
-    s = block_reduce(s, Sum{}, T(0));
-    sx = block_reduce(sx, Sum{}, T(0));
+    s = block_reduce(s, Sum{}, P(0));
+    sx = block_reduce(sx, Sum{}, P(0));
     if (threadIdx.x != 0) continue;
-    const T l = m + ::log(s);
+    const P l = m + ::log(s);
     lse[i] = l;
     const int64_t t = target[i];
     if (t == ignore) {
-      loss[i] = T(0);
+      loss[i] = P(0);
       continue;
     }
-    const T nll = l - xr[t];
-    loss[i] = smoothing > 0 ? T((1 - smoothing) * nll + smoothing / C * (C * l - sx)) : nll;
+    const P nll = l - convert<P>(xr[t]);
+    loss[i] = smoothing > 0 ? P((1 - smoothing) * nll + smoothing / C * (C * l - sx)) : nll;
   }
 }
 
-template <class T>
-__global__ void cross_entropy_backward_rows(const T* x, const int64_t* target, const T* lse,
-                                            const T* grow, int64_t gs, T* gx, int64_t M, int64_t C,
+template <class T, class P>
+__global__ void cross_entropy_backward_rows(const T* x, const int64_t* target, const P* lse,
+                                            const P* grow, int64_t gs, T* gx, int64_t M, int64_t C,
                                             int64_t ignore, double smoothing) {
   for (int64_t i = blockIdx.x; i < M; i += gridDim.x) {
     T* o = gx + i * C;
     const int64_t t = target[i];
     const T* xr = x + i * C;
-    const T g = grow[i * gs], l = lse[i], off = T(smoothing / C);
+    const P g = grow[i * gs], l = lse[i], off = P(smoothing / C);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       if (t == ignore) {
-        o[c] = T(0);
+        o[c] = convert<T>(P(0));
       } else {
-        T v = g * (dexp(xr[c] - l) - off);
-        o[c] = c == t ? v - g * T(1 - smoothing) : v;
+        P v = g * (dexp(convert<P>(xr[c]) - l) - off);
+        o[c] = convert<T>(c == t ? v - g * P(1 - smoothing) : v);
       }
     }
   }
+}
+
+/// Calls fn(T{}, P{}): the logits' element type and the type of the losses and row sums.
+template <class Fn>
+void visit_logits(const Tensor& logits, const Tensor& rows, const char* kernel, Fn&& fn) {
+  const bool half = logits.dtype() == DType::bf16 || logits.dtype() == DType::f16;
+  check_internal(
+      is_floating(logits.dtype()) && rows.dtype() == (half ? DType::f32 : logits.dtype()),
+      "CUDA kernel ", kernel, " called on ", logits.desc(), " with ", rows.desc());
+  visit_device_dtype(logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_half_type<T>) {
+      fn(T{}, float{});
+    } else if constexpr (std::is_floating_point_v<T>) {
+      fn(T{}, T{});
+    }
+  });
 }
 
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
@@ -63,10 +84,11 @@ void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& los
                    const Tensor& lse, int64_t ignore_index, double smoothing) {
   const int64_t M = logits.size(0), C = logits.size(1);
   if (M == 0) return;
-  visit_floating(logits, "cross_entropy", [&](auto tag) {
+  visit_logits(logits, loss, "cross_entropy", [&](auto tag, auto ptag) {
     using T = decltype(tag);
-    cross_entropy_rows<T><<<row_grid(M), kThreads, 0, stream_for(logits.device())>>>(
-        cptr<T>(logits), cptr<int64_t>(target), mptr<T>(loss), mptr<T>(lse), M, C, ignore_index,
+    using P = decltype(ptag);
+    cross_entropy_rows<T, P><<<row_grid(M), kThreads, 0, stream_for(logits.device())>>>(
+        cptr<T>(logits), cptr<int64_t>(target), mptr<P>(loss), mptr<P>(lse), M, C, ignore_index,
         smoothing);
     STRATA_CUDA_CHECK_LAUNCH("cross_entropy");
   });
@@ -78,10 +100,13 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Te
   const int64_t M = logits.size(0), C = logits.size(1);
   if (M == 0) return;
   const int64_t gs = grow.numel() == 1 ? 0 : 1;  // a mean/sum reduction broadcasts one value
-  visit_floating(logits, "cross_entropy_backward", [&](auto tag) {
+  visit_logits(logits, lse, "cross_entropy_backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
-    cross_entropy_backward_rows<T><<<row_grid(M), kThreads, 0, stream_for(logits.device())>>>(
-        cptr<T>(logits), cptr<int64_t>(target), cptr<T>(lse), cptr<T>(grow), gs, mptr<T>(gx), M, C,
+    using P = decltype(ptag);
+    check_internal(grow.dtype() == lse.dtype() && gx.dtype() == logits.dtype(),
+                   "cross_entropy_backward: gradient ", grow.desc(), " into ", gx.desc());
+    cross_entropy_backward_rows<T, P><<<row_grid(M), kThreads, 0, stream_for(logits.device())>>>(
+        cptr<T>(logits), cptr<int64_t>(target), cptr<P>(lse), cptr<P>(grow), gs, mptr<T>(gx), M, C,
         ignore_index, smoothing);
     STRATA_CUDA_CHECK_LAUNCH("cross_entropy_backward");
   });

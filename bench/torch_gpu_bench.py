@@ -42,6 +42,13 @@ def gpt2(a):
     B, T, L, C, V = a.batch, a.seq, a.layers, 768, 50304
     torch.manual_seed(2)
     model = GPT(V, T, L, C, 12).cuda()
+    # GPT-2's initialisation, as strata's: N(0, 0.02) weights, zero biases, so that loss_after
+    # is comparable (it does not change the timing).
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(m.weight, 0.0, 0.02)
+        if isinstance(m, torch.nn.Linear) and m.bias is not None:
+            torch.nn.init.zeros_(m.bias)
     x = torch.randint(0, V, (B, T), device="cuda")
     y = torch.randint(0, V, (B, T), device="cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
@@ -55,7 +62,8 @@ def gpt2(a):
     torch.cuda.reset_peak_memory_stats()
     s = seconds_per_call(step, a.warmup, a.steps)
     n_params = sum(p.numel() for p in model.parameters())
-    flops_per_token = 6 * n_params + 12 * L * C * T
+    # N without the position embedding, as nanoGPT's get_num_params() (see gpu_bench.cpp)
+    flops_per_token = 6 * (n_params - model.wpe.weight.numel()) + 12 * L * C * T
     tokens_per_s = B * T / s
     with torch.no_grad():
         loss_after = model(x, y).item()
@@ -212,7 +220,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False  # strata's f32 GEMMs are FP32, not TF32
     torch.backends.cudnn.allow_tf32 = False
     info = {"case": "environment", "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0), "sdpa_backend": "torch default (flash)"}
+            "gpu": torch.cuda.get_device_name(0), "sdpa_backend": "torch default (flash for bf16; f32 has no flash kernel)"}
     print(json.dumps(info), flush=True)
     if "gemm" in cases:
         print(json.dumps(gemm(a)), flush=True)

@@ -8,6 +8,10 @@
 # (--build-only: only the build, the dry run for a CPU machine).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The device tool kills the command at 600 s and then returns only what is already in $OUT:
+# gpu_check.sh cuts its tests and benchmarks to end by this deadline and republishes
+# gpu_check.json and gpu_check_files.tgz after every step (the tool returns at most 8 files).
+export STRATA_DEADLINE="${STRATA_DEADLINE:-$(($(date +%s) + ${STRATA_BUDGET_S:-560}))}"
 export OUT="${OUT:-$root/build-gpu/gpu_check}"
 mkdir -p "$OUT"
 "$root/tools/gpu_check.sh" --build-only

@@ -11,9 +11,13 @@
 #   tools/gpu_check.sh               # on the GPU machine: build (16 jobs there), test, report
 #   tools/gpu_check.sh --build-only  # anywhere with the CUDA toolkit (CMake 3.25 or newer)
 #
-# Environment: OUT (results folder; default build-gpu/gpu_check), STRATA_GPU_JOBS (build jobs;
-# default nproc), STRATA_CUDA_ARCH (default 90a: H100/H200). Exit status: 0 when every step
-# asked for passed; 1 otherwise, with the failing step named in the JSON and on stderr.
+# Environment: OUT (where results are published: gpu_check.json and gpu_check_files.tgz, the
+# logs and benchmark lines, rewritten after every step so that a run killed at its time limit
+# still returns them, and at most 2 files because the device tool returns at most 8;
+# unset: only build-gpu/gpu_check), STRATA_DEADLINE (epoch seconds by which everything must
+# have ended; tests and benchmarks are cut to fit; unset: no deadline), STRATA_GPU_JOBS (build
+# jobs; default nproc), STRATA_CUDA_ARCH (default 90a: H100/H200). Exit status: 0 when every
+# step asked for passed; 1 otherwise, with the failing step named in the JSON and on stderr.
 set -euo pipefail
 
 mode=full
@@ -34,8 +38,9 @@ esac
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build="$root/build-gpu"
-out="${OUT:-$build/gpu_check}"
+out="$build/gpu_check" # every log and result; $OUT gets copies (publish)
 mkdir -p "$out"
+deadline=${STRATA_DEADLINE:-0}
 jobs="${STRATA_GPU_JOBS:-$(nproc)}"
 arch="${STRATA_CUDA_ARCH:-90a}"
 json="$out/gpu_check.json"
@@ -108,6 +113,20 @@ write_json() {
     fi
     printf '  "failing_step": %s\n}\n' "$(json_str "$failing_step")"
   } > "$json"
+  publish || true
+}
+
+left() { # seconds to the deadline (a large number without one)
+  if [ "$deadline" = 0 ]; then echo 100000; else echo $((deadline - $(date +%s))); fi
+}
+
+publish() { # gpu_check.json and one archive of everything else to $OUT, if it is elsewhere
+  [ -n "${OUT:-}" ] || return 0
+  mkdir -p "$OUT"
+  [ "$(cd "$OUT" && pwd)" != "$(cd "$out" && pwd)" ] || return 0
+  cp "$json" "$OUT/gpu_check.json"
+  tar -czf "$build/gpu_check_files.tgz" -C "$out" --exclude=gpu_check.json . &&
+    mv -f "$build/gpu_check_files.tgz" "$OUT/gpu_check_files.tgz"
 }
 
 fail() { # step, message
@@ -138,7 +157,7 @@ run_timed() { # name log command...: runs the command with its output in log, se
 run_benchmarks() {
   local exe="$build/bench/strata_gpu_bench" py="$root/bench/torch_gpu_bench.py" amp cases c limit
   status_bench=failed
-  for amp in 0 1; do
+  for amp in 1 0; do # bf16 first: the issue's reference figure (29.5% MFU) is bf16
     cases=gemm,attention,gpt2 # in f32; GPT-2 alone again under bf16 autocast
     [ $amp = 1 ] && cases=gpt2
     rm -f "$out/bench_strata_amp$amp.jsonl" "$out/bench_torch_amp$amp.jsonl" \
@@ -146,6 +165,13 @@ run_benchmarks() {
     for c in $cases resnet50; do
       limit=150
       [ "$c" = resnet50 ] && limit=90 # torch: ~20 s with start-up; strata may be several x slower
+      # Each side gets at most half of what is left (minus 20 s for the summary and publish).
+      [ $((($(left) - 20) / 2)) -lt $limit ] && limit=$((($(left) - 20) / 2))
+      if [ "$limit" -lt 20 ]; then
+        echo "skipped --amp=$amp --case=$c: ${limit}s left before the deadline" |
+          tee -a "$out/bench_strata_amp$amp.log" >> "$out/bench_torch_amp$amp.log"
+        continue
+      fi
       timeout $limit "$exe" --amp=$amp --case="$c" >> "$out/bench_strata_amp$amp.jsonl" \
         2>> "$out/bench_strata_amp$amp.log" ||
         echo "strata_gpu_bench --amp=$amp --case=$c failed (rc $?)" \
@@ -154,8 +180,13 @@ run_benchmarks() {
         2>> "$out/bench_torch_amp$amp.log" ||
         echo "torch_gpu_bench --amp $amp --case $c failed (rc $?)" \
           >> "$out/bench_torch_amp$amp.log"
+      summarize_benchmarks
+      write_json # publishes what has run so far
     done
   done
+}
+
+summarize_benchmarks() { # bench_summary.json and status_bench from the JSON lines so far
   python3 - "$out" > "$out/bench_summary.json" 2> "$out/bench_summary.log" << 'PY' || true
 import json, os, sys
 out = sys.argv[1]
@@ -163,7 +194,13 @@ def load(name):
     path = os.path.join(out, name)
     if not os.path.exists(path):
         return {}
-    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    rows = []
+    for l in open(path):
+        try:  # a line cut short by a time limit is skipped, not fatal
+            if l.strip().startswith("{"):
+                rows.append(json.loads(l))
+        except ValueError:
+            pass
     return {r["case"]: r for r in rows}
 summary = {"status": "passed", "runs": {}, "ratios_strata_over_torch": {}, "missing": []}
 for amp in ("0", "1"):
@@ -224,9 +261,18 @@ fi
 
 status_tests=failed
 tests_ok=1
+# The tests get what is left minus ~4 minutes for the benchmarks; each test at most 120 s
+# (a hang must not eat the run). --stop-time ends every test by then (a past time would
+# mean tomorrow to ctest, hence the 30 s floor).
+stop=()
+if [ "$deadline" != 0 ]; then
+  [ "$mode" = no-bench ] && reserve=30 || reserve=250
+  [ $(($(left) - reserve)) -ge 30 ] || fail cuda_tests "no time left for the tests ($(left)s)"
+  stop=(--stop-time "$(date -d "@$((deadline - reserve))" +%H:%M:%S)")
+fi
 # Each case is its own process (its own CUDA context): run them side by side on the one GPU.
 run_timed tests "$out/ctest_cuda.log" ctest --test-dir "$build" -L cuda --output-on-failure \
-  -j "$jobs" --timeout 600 --output-junit "$out/ctest_cuda.xml" || tests_ok=0
+  -j "$jobs" --timeout 120 "${stop[@]}" --output-junit "$out/ctest_cuda.xml" || tests_ok=0
 summary=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$out/ctest_cuda.log" || true)
 total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<< "${summary:-out of 0}")
 failed=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<< "${summary:-passed, 0 tests failed}")
@@ -244,6 +290,7 @@ else
   # run should bring back both what to fix and how fast the rest is.
   echo "gpu_check: $failed of $total CUDA tests failed ($out/ctest_cuda.log); benchmarks next" >&2
 fi
+write_json # published before the benchmarks start
 
 if [ "$mode" = no-bench ]; then
   write_json

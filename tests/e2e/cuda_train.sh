@@ -71,7 +71,7 @@ run zero_cuda --set device=cuda --set parallel.zero=true --set checkpoint.every=
 # LeNet-5 on IDX images of its own (10 classes, a bright bar per class plus noise): the
 # classification task (cuDNN convolutions, eval accuracy) on both devices, its CUDA checkpoint
 # resumed on the CPU, and on the GPU bit for bit (strata picks deterministic cuDNN algorithms).
-/usr/bin/python3 - "$work/idx" << 'PY'
+python3 - "$work/idx" << 'PY'
 import os, random, struct, sys
 out = sys.argv[1]
 os.makedirs(out)
@@ -105,7 +105,7 @@ run lenet_cpu_from_cuda --set device=cpu "${lenet[@]}" --resume "$(ck lenet_cuda
 run lenet_cuda_resumed --set device=cuda "${lenet[@]}" --resume "$(ck lenet_cuda 10)"
 "$strata" ckpt diff "$(ck lenet_cuda 20)" "$(ck lenet_cuda_resumed 20)"
 
-/usr/bin/python3 - "$work" << 'PY'
+python3 - "$work" << 'PY'
 import json, sys
 work = sys.argv[1]
 def records(run):

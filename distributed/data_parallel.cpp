@@ -111,6 +111,12 @@ void DataParallelState::on_grad_ready(size_t index) {
   check(!slot.ready, "[DataParallel] ", slot.name,
         " got a second gradient before finish_gradients(); call finish_gradients() after "
         "each backward, or run the extra backward passes inside no_sync()");
+  // One rank: its gradients are already the average; copying them through buckets would only
+  // cost memory traffic (about two passes over every gradient per step).
+  if (comm->size() == 1) {
+    slot.ready = true;
+    return;
+  }
   NoGradGuard guard;
   fill_slot(*this, slot, slot.param.grad());
   launch_in_order();
@@ -203,6 +209,7 @@ void DataParallel::broadcast_buffers() { broadcast_all(*state_->comm, module_.na
 void DataParallel::finish_gradients() {
   DataParallelState& s = *state_;
   if (!s.sync) return;
+  if (s.comm->size() == 1) return s.reset();
   NoGradGuard guard;
   // Parameters whose hook did not fire: an accumulated .grad from earlier micro-steps, or
   // none at all (zeros with flag 0), so that every rank launches every bucket.

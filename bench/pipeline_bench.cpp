@@ -7,6 +7,10 @@
 // Figures are trustworthy only when every rank has its own core and its compute is not
 // stretched by other processes ("trustworthy" and "inflation" in the output): time-sliced
 // ranks stretch each other's compute, and a waiting rank spins. Memory figures always hold.
+// --wait_ms=W (> 0) adds to every block a timed wait of W ms forward and 2W backward: the
+// blocks then cost wall time without needing a core, so that 4 ranks on a 2-core machine
+// measure the schedule, the executor and the MPI transfers rather than the time-slicing (the
+// Linear + GELU compute stays, and is small next to W with --width=64).
 #include <mpi.h>
 #include <omp.h>
 
@@ -18,6 +22,7 @@
 #include <thread>
 
 #include "bench/bench_args.h"
+#include "core/autograd/node.h"
 #include "core/backend/backend.h"
 #include "core/nn/activation.h"
 #include "core/nn/container.h"
@@ -35,7 +40,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::map<std::string, double> num = {
-      {"blocks_per_stage", 4}, {"width", 512}, {"rows", 64}, {"v", 2}, {"steps", 3}, {"warmup", 1}};
+      {"blocks_per_stage", 4}, {"width", 512}, {"rows", 64}, {"v", 2}, {"steps", 3},
+      {"warmup", 1},           {"wait_ms", 0}};
   std::string trace;  // prefix: PREFIX.<schedule>.m<m>.rank<r>.json per rank
 };
 
@@ -53,6 +59,33 @@ int64_t now_us() {
       .count();
 }
 
+/// The identity, after sleeping `fwd_ms`; its backward passes the gradient on after `bwd_ms`.
+Tensor timed_wait(const Tensor& x, double fwd_ms, double bwd_ms) {
+  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(fwd_ms));
+  Tensor out = x.detach().clone();
+  return record("timed_wait", out, {x}, [bwd_ms](const Tensor& g) {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(bwd_ms));
+    return std::vector<Tensor>{g};
+  });
+}
+
+/// A Linear + GELU block, followed by a timed wait when wait_ms > 0 (see the file comment).
+class Block : public nn::Layer {
+ public:
+  Block(int64_t width, double wait_ms, Generator& gen)
+      : linear_(register_module(
+            "linear", std::make_shared<nn::Linear>(nn::LinearOptions{width, width}, gen))),
+        wait_ms_(wait_ms) {}
+  Tensor forward(const Tensor& x) override {
+    Tensor y = gelu(linear_->forward(x));
+    return wait_ms_ > 0 ? timed_wait(y, wait_ms_, 2 * wait_ms_) : y;
+  }
+
+ private:
+  std::shared_ptr<nn::Linear> linear_;
+  double wait_ms_;
+};
+
 /// This rank's chunks of a stack of identical Linear(W, W) + GELU blocks (f32), split evenly
 /// over the virtual stages; the last one returns the mean square of its output as the loss.
 std::vector<pp::ChunkFn> make_chunks(const Args& a, const pp::ScheduleOptions& o, int rank,
@@ -63,10 +96,7 @@ std::vector<pp::ChunkFn> make_chunks(const Args& a, const pp::ScheduleOptions& o
   Generator gen(1);
   std::vector<std::shared_ptr<nn::Layer>> blocks;
   for (int64_t i = 0; i < per_vs * vstages; ++i) {
-    blocks.push_back(
-        std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Layer>>{
-            std::make_shared<nn::Linear>(nn::LinearOptions{w, w}, gen),
-            std::make_shared<nn::GELU>()}));
+    blocks.push_back(std::make_shared<Block>(w, a.num.at("wait_ms"), gen));
   }
   auto ranges = pp::partition_by_balance(static_cast<int64_t>(blocks.size()),
                                          std::vector<int64_t>(vstages, per_vs));
@@ -158,19 +188,21 @@ Measured measure(const Args& a, dist::Communicator& world, const pp::ScheduleOpt
 
 /// One JSON line. The figures are trustworthy when each rank has a core and its compute is
 /// not stretched: forward spans average under 1.25x the fastest one ("inflation").
-void report(const pp::ScheduleOptions& o, const Measured& r, bool core_per_rank) {
+void report(const pp::ScheduleOptions& o, const Measured& r, bool core_per_rank, double wait_ms) {
   double theory = pp::theoretical_bubble(o);
   double inflation = r.forward_s / r.forward_min_s;
-  bool trustworthy = core_per_rank && inflation < 1.25;
+  // Timed waits need no core; what they measure holds while the spans are not stretched.
+  bool trustworthy = (core_per_rank || wait_ms > 0) && inflation < 1.25;
   std::printf(
-      "{\"ranks\": %d, \"schedule\": \"%s\", \"m\": %lld, \"v\": %lld, \"step_ms\": %.2f, "
+      "{\"ranks\": %d, \"compute\": \"%s\", \"schedule\": \"%s\", \"m\": %lld, \"v\": %lld, "
+      "\"step_ms\": %.2f, "
       "\"bubble_measured\": %.4f, \"bubble_theory\": %.4f, \"diff_pp\": %.2f, "
       "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"inflation\": %.2f, "
       "\"peak_act_mb_stage0\": %.2f, \"peak_act_mb_max_stage\": %.2f, \"trustworthy\": %s}\n",
-      o.stages, pp::schedule_kind_name(o.kind), (long long)o.microbatches,
-      (long long)o.virtual_stages, r.step_s * 1e3, r.bubble, theory, (r.bubble - theory) * 100,
-      r.forward_s * 1e3, r.backward_s * 1e3, inflation, r.peak_stage0_mb, r.peak_max_mb,
-      trustworthy ? "true" : "false");
+      o.stages, wait_ms > 0 ? "timed_wait" : "real", pp::schedule_kind_name(o.kind),
+      (long long)o.microbatches, (long long)o.virtual_stages, r.step_s * 1e3, r.bubble, theory,
+      (r.bubble - theory) * 100, r.forward_s * 1e3, r.backward_s * 1e3, inflation, r.peak_stage0_mb,
+      r.peak_max_mb, trustworthy ? "true" : "false");
   std::fflush(stdout);
 }
 
@@ -184,7 +216,7 @@ int run(int argc, char** argv) {
   // Ranks share this machine's cores (one node): figures need a core per rank.
   int threads = omp_get_max_threads();
   bool core_per_rank = static_cast<int>(std::thread::hardware_concurrency()) >= p * threads;
-  if (world->rank() == 0 && !core_per_rank) {
+  if (world->rank() == 0 && !core_per_rank && a.num.at("wait_ms") <= 0) {
     std::fprintf(stderr,
                  "pipeline_bench: %d ranks x %d threads on %u cores are time-sliced; the "
                  "bubble and step times are not trustworthy (memory figures are)\n",
@@ -197,7 +229,7 @@ int run(int argc, char** argv) {
       pp::ScheduleOptions o{kind, p, m, kind == pp::ScheduleKind::interleaved ? v : 1};
       if (kind == pp::ScheduleKind::interleaved && m % p != 0) continue;  // not schedulable
       Measured r = measure(a, *world, o);
-      if (world->rank() == 0) report(o, r, core_per_rank);
+      if (world->rank() == 0) report(o, r, core_per_rank, a.num.at("wait_ms"));
     }
   }
   world->barrier();

@@ -50,13 +50,8 @@ CausalSelfAttention::CausalSelfAttention(const GPTConfig& cfg, Generator& gen,
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) {
-  int64_t B = x.size(0), T = x.size(1), C = x.size(2), hd = C / n_head_;
-  Tensor qkv = c_attn_->forward(x);  // (B, T, 3C)
-  auto heads = [&](int64_t i) {      // (B, H, T, hd)
-    return qkv.slice(2, i * C, (i + 1) * C).reshape({B, T, n_head_, hd}).transpose(1, 2);
-  };
-  Tensor y = scaled_dot_product_attention(heads(0), heads(1), heads(2), {}, true);
-  y = y.transpose(1, 2).reshape({B, T, C});
+  Tensor qkv = c_attn_->forward(x);                      // (B, T, 3C)
+  Tensor y = packed_self_attention(qkv, n_head_, true);  // (B, T, C), causal
   return resid_drop_->forward(c_proj_->forward(y));
 }
 

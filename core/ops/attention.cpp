@@ -69,14 +69,19 @@ void check_operands(const Tensor& q, const Tensor& k, const Tensor& v) {
         " must have the same number of keys Tk");
 }
 
-/// The fused CUDA kernels: forward saves the log-sum-exp, backward recomputes P from it.
-Tensor cuda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& m,
-                      bool causal, double s) {
+/// What the fused CUDA kernels take: not f64, head dims D == Dv <= 128.
+void check_cuda_attention(const Tensor& q, const Tensor& v) {
   check(q.dtype() != DType::f64, "[", kOp, "] has no f64 CUDA kernel (q ", q.desc(),
         "); use f32, bf16 or f16 on CUDA, or f64 on the CPU (device: cpu)");
   check(q.size(3) <= cuda::kMaxAttentionHeadDim && v.size(3) == q.size(3), "[", kOp,
         "] the CUDA kernel needs head dims D == Dv <= ", cuda::kMaxAttentionHeadDim, "; got q ",
         q.desc(), " and v ", v.desc(), "; run on the CPU (device: cpu) for other shapes");
+}
+
+/// The fused CUDA kernels: forward saves the log-sum-exp, backward recomputes P from it.
+Tensor cuda_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& m,
+                      bool causal, double s) {
+  check_cuda_attention(q, v);
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor out = empty(q.shape(), q.dtype(), q.device());                           // (B, H, Tq, D)
   Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, DType::f32, q.device());  // (B, H, Tq)
@@ -120,6 +125,64 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   }
   Tensor scores = matmul(q, k.transpose(-1, -2));  // (B, H, Tq, Tk)
   return matmul(masked_softmax(scores, m, causal, s), v);
+}
+
+namespace {
+
+/// Head i (0: q, 1: k, 2: v) of a packed (B, T, 3C) tensor as a (B, H, T, C / H) view.
+Tensor packed_head(const Tensor& t, int64_t i, int64_t heads) {
+  const int64_t B = t.size(0), T = t.size(1), C = t.size(2) / 3;
+  return t.slice(2, i * C, (i + 1) * C).reshape({B, T, heads, C / heads}).transpose(1, 2);
+}
+
+/// (B, H, T, D) back to (B, T, H * D).
+Tensor merge_heads(const Tensor& y) {
+  return y.transpose(1, 2).reshape({y.size(0), y.size(2), y.size(1) * y.size(3)});
+}
+
+/// The CUDA path of packed_self_attention: one node, the packed gradient written in place.
+Tensor cuda_packed_attention(const Tensor& qkv, int64_t heads, bool causal) {
+  const Tensor x = qkv.detach();
+  Tensor q = packed_head(x, 0, heads).contiguous(), k = packed_head(x, 1, heads).contiguous();
+  Tensor v = packed_head(x, 2, heads).contiguous();
+  check_cuda_attention(q, v);
+  const double s = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  Tensor out = empty(q.shape(), q.dtype(), q.device());
+  Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, DType::f32, q.device());
+  cuda::attention_forward(q, k, v, Tensor(), causal, s, out, lse);
+  const Shape shape = qkv.shape();
+  return record_fused(
+      "packed_self_attention", merge_heads(out), {qkv},
+      [q, k, v, out, lse, causal, s, heads, shape](const Tensor& g) {
+        const int64_t B = shape[0], T = shape[1], C = shape[2] / 3;
+        Tensor dout = g.to(out.dtype()).reshape({B, T, heads, C / heads}).transpose(1, 2);
+        dout = dout.contiguous();
+        Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v);
+        cuda::attention_backward(q, k, v, Tensor(), causal, s, out, lse, dout, dq, dk, dv);
+        Tensor dqkv = empty(shape, q.dtype(), q.device());
+        const Tensor parts[] = {dq, dk, dv};
+        for (int64_t i = 0; i < 3; ++i) {
+          Tensor dst = packed_head(dqkv, i, heads);
+          copy_(dst, parts[i]);
+        }
+        return Grads{dqkv};
+      });
+}
+
+}  // namespace
+
+Tensor packed_self_attention(const Tensor& qkv, int64_t heads, bool causal) {
+  if (autocast_dtype()) return autocast::run_low(packed_self_attention, qkv, heads, causal);
+  check(qkv.defined() && qkv.dim() == 3 && qkv.size(2) % 3 == 0, "[packed_self_attention] qkv ",
+        qkv.defined() ? qkv.desc() : std::string("undefined"),
+        " should be (B, T, 3C): q, k and v side by side in the last dim");
+  check(heads > 0 && (qkv.size(2) / 3) % heads == 0,
+        "[packed_self_attention] C = ", qkv.size(2) / 3, " does not split into ", heads,
+        " heads; pick a divisor of C");
+  if (on_cuda(qkv) && qkv.numel() > 0) return cuda_packed_attention(qkv, heads, causal);
+  return merge_heads(scaled_dot_product_attention(packed_head(qkv, 0, heads),
+                                                  packed_head(qkv, 1, heads),
+                                                  packed_head(qkv, 2, heads), {}, causal));
 }
 
 }  // namespace strata

@@ -13,4 +13,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     const Tensor& mask = {}, bool causal = false,
                                     double scale = 0.0);
 
+/// Self-attention on a packed projection qkv (B, T, 3C) = [q | k | v] with `heads` heads of
+/// C / heads: (B, T, C), the same as scaled_dot_product_attention on the three head-split
+/// slices, transposed back. On CUDA it is one autograd node whose backward writes the packed
+/// gradient once (three slices would each zero-fill a (B, T, 3C) gradient and add them up).
+Tensor packed_self_attention(const Tensor& qkv, int64_t heads, bool causal = true);
+
 }  // namespace strata

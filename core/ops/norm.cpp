@@ -97,11 +97,15 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& rm, const Tensor& rv, cons
   check(rm.defined() && rv.defined(),
         "[batch_norm] eval mode (training=false) needs running_mean and running_var; pass "
         "them or use training=true");
-  Tensor scale = rsqrt(rv.detach().to(x.dtype()) + eps);
-  if (w.defined()) scale = scale * w;
-  Tensor shift = -(rm.detach().to(x.dtype()) * scale);
-  if (b.defined()) shift = shift + b;
-  return x * scale.reshape(channel_shape(x)) + shift.reshape(channel_shape(x));
+  // bf16/f16 activations: the statistics and the affine stay in f32 (a running variance above
+  // 65504 is inf in f16) and only the output is rounded, as in training mode.
+  const DType c = compute_dtype(x.dtype());
+  Tensor scale = rsqrt(rv.detach().to(c) + eps);
+  if (w.defined()) scale = scale * w.to(c);
+  Tensor shift = -(rm.detach().to(c) * scale);
+  if (b.defined()) shift = shift + b.to(c);
+  Tensor y = x.to(c) * scale.reshape(channel_shape(x)) + shift.reshape(channel_shape(x));
+  return y.to(x.dtype());
 }
 
 /// running = (1 - momentum) * running + momentum * batch, in place and unrecorded.

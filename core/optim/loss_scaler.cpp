@@ -46,8 +46,13 @@ bool LossScaler::unscale_(const std::vector<Tensor>& params) const {
     }
     mul_(g, 1.0 / state_.scale);
   }
-  if (!device_peaks.empty()) {
-    found_inf = found_inf || !std::isfinite(max(stack(device_peaks, 0)).item());
+  // One read per device (a model split over GPUs stacks per device).
+  while (!device_peaks.empty()) {
+    const Device d = device_peaks.front().device();
+    std::vector<Tensor> here, rest;
+    for (Tensor& t : device_peaks) (t.device() == d ? here : rest).push_back(std::move(t));
+    found_inf = found_inf || !std::isfinite(max(stack(here, 0)).item());
+    device_peaks = std::move(rest);
   }
   return found_inf;
 }

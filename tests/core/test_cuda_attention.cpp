@@ -106,6 +106,15 @@ std::vector<OpCase> attention_cases() {
                      },
                      t == DType::f32 ? 8.0 : 2.0});
   }
+  // GPT's packed projection (B, T, 3C): one node on CUDA, three slices on the CPU.
+  for (DType t : {DType::f32, DType::bf16}) {
+    cases.push_back({str_cat("packed_self_attention_", dtype_name(t)), t,
+                     [](Device d, DType t) {
+                       Tensor qkv = input(d, t, {2, 70, 3 * 96}, 83);
+                       return with_grads(packed_self_attention(qkv, 3, true), {qkv});
+                     },
+                     t == DType::f32 ? 8.0 : 2.0});
+  }
   // No queries: an empty output and zero gradients for k and v.
   cases.push_back({"sdpa_no_queries_f32", DType::f32,
                    [](Device d, DType t) {

@@ -37,6 +37,23 @@ TEST(BatchNorm, RunningStatsAfterTwoTrainingSteps) {
               {0.6569942516614388, 0.2741240284529484, 0.1891415171508405});
 }
 
+// Half activations (a convolution's output under autocast) keep f32 statistics and parameters
+// in eval mode too: a running variance of 90000 overflows f16, and the output is rounded once.
+TEST(BatchNorm, EvalOnHalfActivationsKeepsF32Statistics) {
+  Tensor x = from_vector<float>({300, -300, 150, 0}, {4, 1}).to(DType::f16);
+  Tensor rm = zeros({1}), rv = full({1}, 90000.0, DType::f32);
+  Tensor w = ones({1}), b = zeros({1});
+  Tensor y = batch_norm(x, rm, rv, w, b, false, 0.1, 0.0);
+  EXPECT_EQ(y.dtype(), DType::f16);
+  expect_near(y.to_vector<double>(), {1.0, -1.0, 0.5, 0.0}, 1e-3);
+  Tensor xb = from_vector<float>({1.7f, -0.3f}, {2, 1}).to(DType::bf16);
+  Tensor rvb = full({1}, 0.09, DType::f32), rmb = full({1}, 0.1, DType::f32);
+  Tensor yb = batch_norm(xb, rmb, rvb, w, b, false, 0.1, 1e-5);
+  EXPECT_EQ(yb.dtype(), DType::bf16);
+  Tensor want = batch_norm(xb.to(DType::f32), rmb, rvb, w, b, false, 0.1, 1e-5).to(DType::bf16);
+  EXPECT_EQ(yb.to_vector<double>(), want.to_vector<double>());
+}
+
 TEST(BatchNorm, ErrorsNameShapes) {
   Tensor x = zeros({1, 4});
   EXPECT_EQ(message_of([&] { batch_norm(x, {}, {}, {}, {}, true); }),

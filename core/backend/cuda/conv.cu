@@ -5,6 +5,7 @@
 // plain FMAs (no TF32: f32 must match the CPU reference); bf16 and f16 (autocast) use tensor cores
 // with f32 accumulation, and fall back to f32 copies where cuDNN offers no such algorithm.
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "core/backend/cuda/context.h"
@@ -219,11 +220,26 @@ cudnnStatus_t run_candidate(cudnnHandle_t h, ConvDescriptors& d, const Perf& p, 
   return status;
 }
 
+/// The first of `perf` that runs (cuDNN can decline a ranked algorithm: NOT_SUPPORTED), or
+/// none; any other failure is an error naming `call`.
+template <class Perf, class Run>
+std::optional<Perf> first_that_runs(const char* call, cudnnHandle_t h, ConvDescriptors& d,
+                                    const std::vector<Perf>& perf, const Tensor& like, Run&& run) {
+  for (const Perf& p : perf) {
+    const cudnnStatus_t status = run_candidate(h, d, p, like, run);
+    if (status == CUDNN_STATUS_SUCCESS) return p;
+    check(CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED, "[cudnn] ", call,
+          " (algorithm ", static_cast<int>(p.algo), ") failed: ", cudnnGetErrorString(status), " (",
+          static_cast<int>(status), ")");
+  }
+  return std::nullopt;
+}
+
 /// One cuDNN pass for tensors of `like`'s dtype: the descriptors; the device's plan for this
-/// pass and geometry, or else cuDNN's qualifying candidates from `find(h, d, perf, &returned)`
-/// tried in rank order until one runs (the heuristics can rank an algorithm that then declines
-/// the problem), remembered as the plan; `run(h, d, perf, workspace, one, zero)` returns
-/// cuDNN's status. False when none runs. The handle's lock is held throughout.
+/// pass and geometry, or else (or when the planned algorithm declines) cuDNN's qualifying
+/// candidates from `find(h, d, perf, &returned)` in rank order until one runs, remembered as
+/// the plan; `run(h, d, perf, workspace, one, zero)` returns cuDNN's status. False when none
+/// runs. The handle's lock is held throughout.
 template <class Perf, class Find, class Run>
 bool cudnn_pass(const char* call, Pass pass, const cpu::ConvGeometry& g, const Tensor& like,
                 int count, Find&& find, Run&& run) {
@@ -233,30 +249,20 @@ bool cudnn_pass(const char* call, Pass pass, const cpu::ConvGeometry& g, const T
   ConvDescriptors d;
   describe(d, g, like);
   const ConvKey key = conv_key(pass, g, like);
-  std::vector<Perf> perf;
   if (auto plan = c.plans->find(key)) {
     if (!plan->found) return false;
     Perf p{};
     p.algo = static_cast<decltype(p.algo)>(plan->algo);
     p.mathType = static_cast<cudnnMathType_t>(plan->math);
     p.memory = plan->workspace;
-    perf.push_back(p);
-  } else {
-    perf = candidates<Perf>(c.handle, d, count, like, find);
+    if (first_that_runs(call, c.handle, d, std::vector<Perf>{p}, like, run)) return true;
   }
-  for (const Perf& p : perf) {
-    const cudnnStatus_t status = run_candidate(c.handle, d, p, like, run);
-    if (status == CUDNN_STATUS_SUCCESS) {
-      c.plans->insert(key,
-                      {true, static_cast<int>(p.algo), static_cast<int>(p.mathType), p.memory});
-      return true;
-    }
-    check(CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED, "[cudnn] ", call,
-          " (algorithm ", static_cast<int>(p.algo), ") failed: ", cudnnGetErrorString(status), " (",
-          static_cast<int>(status), ")");
-  }
-  c.plans->insert(key, {});
-  return false;
+  const auto ran = first_that_runs(call, c.handle, d,
+                                   candidates<Perf>(c.handle, d, count, like, find), like, run);
+  c.plans->assign(key, ran ? ConvPlan{true, static_cast<int>(ran->algo),
+                                      static_cast<int>(ran->mathType), ran->memory}
+                           : ConvPlan{});
+  return ran.has_value();
 }
 
 }  // namespace

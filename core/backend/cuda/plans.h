@@ -29,6 +29,11 @@ class PlanCache {
     std::lock_guard<std::mutex> lock(mutex_);
     plans_.emplace(key, plan);
   }
+  /// Inserts or replaces (a plan that stopped working).
+  void assign(const Key& key, const Plan& plan) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    plans_.insert_or_assign(key, plan);
+  }
   size_t size() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return plans_.size();

@@ -142,6 +142,10 @@ std::unique_ptr<dist::pipeline::PipelineExecutor> make_pipeline(TrainParts& part
 TrainParts build_training(const Json& cfg, const LaunchEnv& env,
                           std::shared_ptr<dist::Communicator> comm) {
   Device device = training_device(cfg, env);
+  // Refused before any data is read: LARS has no CUDA kernel.
+  check(!device.is_cuda() || get<std::string>(cfg, "optim.name") != "lars",
+        "[config] optim.name: lars has no CUDA kernel yet; use sgd, adam or adamw with device: ",
+        get<std::string>(cfg, "device"), ", or device: cpu");
   TrainParts parts;
   parts.mesh = make_mesh(cfg, env, std::move(comm), device);
   parts.world = parts.mesh.world;

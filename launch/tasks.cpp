@@ -187,6 +187,10 @@ class CharLMTask final : public Task {
     int64_t n = corpus_.tokens.numel();
     split_ = n - static_cast<int64_t>(static_cast<double>(n) * val);
     models::GPTConfig g = gpt_config(cfg, corpus_.vocab_size());
+    const int64_t head = g.n_embd / std::max<int64_t>(g.n_head, 1);
+    check(!mesh.device.is_cuda() || head <= 128,
+          "[config] model: head size n_embd / n_head = ", head,
+          " exceeds the CUDA attention kernel's 128; raise model.n_head or use device: cpu");
     if (!mesh.pipelined()) {
       model_ = std::make_unique<models::GPT>(g, init_);
     } else {

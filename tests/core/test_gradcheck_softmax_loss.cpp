@@ -79,5 +79,16 @@ TEST(GradcheckAttention, MasksCausalAndScale) {
       {q, k, v}));
 }
 
+// GPT's packed q/k/v projection (B, T, 3C), causal and not, 2 heads of 3.
+TEST(GradcheckAttention, PackedSelfAttention) {
+  Tensor qkv = leaf({2, 4, 18}, 31, -1, 1);
+  for (bool causal : {true, false}) {
+    EXPECT_TRUE(
+        gradcheck([causal](const V& x) { return packed_self_attention(x[0], 2, causal); }, {qkv}));
+  }
+  EXPECT_TRUE(
+      gradgradcheck([](const V& x) { return packed_self_attention(x[0], 2, true); }, {qkv}));
+}
+
 }  // namespace
 }  // namespace strata

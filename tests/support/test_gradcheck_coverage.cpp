@@ -29,6 +29,9 @@ const std::map<std::string, std::string>& allowed_without_gradcheck() {
       // The fused CUDA attention has no f64 kernel for finite differences: its gradients are
       // compared with the gradchecked CPU composition (matmul, masked_softmax) instead.
       {"scaled_dot_product_attention", "CUDA only; tests/core/test_cuda_attention.cpp"},
+      // Likewise the packed node: its CPU composition (slices and the attention above) is
+      // gradchecked as GradcheckAttention.PackedSelfAttention, the CUDA node compared with it.
+      {"packed_self_attention", "CUDA only; tests/core/test_cuda_attention.cpp"},
   };
   return kAllowed;
 }

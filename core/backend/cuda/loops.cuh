@@ -56,6 +56,27 @@ void visit_floating(const Tensor& t, const char* kernel, Fn&& fn) {
 template <class T>
 constexpr bool is_half_type = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
 
+/// Calls fn(T{}, P{}) for a tensor `t` of a floating dtype: T its element type and P the type
+/// its arithmetic (and any statistics or losses kept beside it) uses: T, or f32 for bf16/f16,
+/// which such kernels read and write as they are. `kept` (undefined to skip) must be of P's
+/// dtype.
+template <class Fn>
+void visit_storage(const Tensor& t, const Tensor& kept, const char* kernel, Fn&& fn) {
+  const bool half = t.dtype() == DType::bf16 || t.dtype() == DType::f16;
+  check_internal(is_floating(t.dtype()) &&
+                     (!kept.defined() || kept.dtype() == (half ? DType::f32 : t.dtype())),
+                 "CUDA kernel ", kernel, " called on ", t.desc(), " with ",
+                 kept.defined() ? kept.desc() : std::string("nothing kept"));
+  visit_device_dtype(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_half_type<T>) {
+      fn(T{}, float{});
+    } else if constexpr (std::is_floating_point_v<T>) {
+      fn(T{}, T{});
+    }
+  });
+}
+
 /// Element conversion; bf16 and f16 go through f32 (rounded to nearest even) as on the CPU.
 template <class To, class From>
 __host__ __device__ inline To convert(From v) {

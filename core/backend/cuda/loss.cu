@@ -59,23 +59,6 @@ __global__ void cross_entropy_backward_rows(const T* x, const int64_t* target, c
   }
 }
 
-/// Calls fn(T{}, P{}): the logits' element type and the type of the losses and row sums.
-template <class Fn>
-void visit_logits(const Tensor& logits, const Tensor& rows, const char* kernel, Fn&& fn) {
-  const bool half = logits.dtype() == DType::bf16 || logits.dtype() == DType::f16;
-  check_internal(
-      is_floating(logits.dtype()) && rows.dtype() == (half ? DType::f32 : logits.dtype()),
-      "CUDA kernel ", kernel, " called on ", logits.desc(), " with ", rows.desc());
-  visit_device_dtype(logits.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (is_half_type<T>) {
-      fn(T{}, float{});
-    } else if constexpr (std::is_floating_point_v<T>) {
-      fn(T{}, T{});
-    }
-  });
-}
-
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
 
 }  // namespace
@@ -84,7 +67,7 @@ void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& los
                    const Tensor& lse, int64_t ignore_index, double smoothing) {
   const int64_t M = logits.size(0), C = logits.size(1);
   if (M == 0) return;
-  visit_logits(logits, loss, "cross_entropy", [&](auto tag, auto ptag) {
+  visit_storage(logits, loss, "cross_entropy", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     cross_entropy_rows<T, P><<<row_grid(M), kThreads, 0, stream_for(logits.device())>>>(
@@ -100,7 +83,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Te
   const int64_t M = logits.size(0), C = logits.size(1);
   if (M == 0) return;
   const int64_t gs = grow.numel() == 1 ? 0 : 1;  // a mean/sum reduction broadcasts one value
-  visit_logits(logits, lse, "cross_entropy_backward", [&](auto tag, auto ptag) {
+  visit_storage(logits, lse, "cross_entropy_backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     check_internal(grow.dtype() == lse.dtype() && gx.dtype() == logits.dtype(),

@@ -228,23 +228,6 @@ void check_channel_sizes(const Tensor& x) {
 
 unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::min<int64_t>(rows, 65535)); }
 
-/// Calls fn(T{}, P{}) for batch norm on x: T its element type, P the type of its statistics
-/// and parameters (T, or f32 for bf16/f16, which are read and written in their storage type).
-template <class Fn>
-void visit_channel(const Tensor& x, const Tensor& stat, const char* kernel, Fn&& fn) {
-  const bool half = x.dtype() == DType::bf16 || x.dtype() == DType::f16;
-  check_internal(is_floating(x.dtype()) && stat.dtype() == (half ? DType::f32 : x.dtype()),
-                 "CUDA kernel ", kernel, " called on ", x.desc(), " with statistics ", stat.desc());
-  visit_device_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (is_half_type<T>) {
-      fn(T{}, float{});
-    } else if constexpr (std::is_floating_point_v<T>) {
-      fn(T{}, T{});
-    }
-  });
-}
-
 }  // namespace
 
 void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& out,
@@ -302,7 +285,7 @@ void channel_stats(const Tensor& x, const Tensor& mean, const Tensor& var) {
   Tensor center = empty({C}, DType::f64, x.device()), scratch = empty({C}, DType::f64, x.device());
   const double M = double(N * S);
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
-  visit_channel(x, mean, "channel_stats", [&](auto tag, auto ptag) {
+  visit_storage(x, mean, "channel_stats", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     // Two passes as on the CPU: the mean, then the mean squared deviation from it.
@@ -323,7 +306,7 @@ void channel_norm(const Tensor& x, const Tensor& mean, const Tensor& rstd, const
   const int64_t n = x.numel(), C = x.shape()[1], S = x.shape()[2];
   if (n == 0) return;
   check_channel_sizes(x);
-  visit_channel(x, mean, "channel_norm", [&](auto tag, auto ptag) {
+  visit_storage(x, mean, "channel_norm", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     channel_norm_kernel<T, P><<<blocks_for(n), kThreads, 0, stream_for(x.device())>>>(
@@ -342,7 +325,7 @@ void channel_norm_backward(const Tensor& g, const Tensor& x, const Tensor& mean,
   Tensor part = empty({C * splits * 2}, DType::f64, x.device());
   Tensor coef = empty({C * 2}, DType::f64, x.device());
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(splits));
-  visit_channel(x, mean, "channel_norm_backward", [&](auto tag, auto ptag) {
+  visit_storage(x, mean, "channel_norm_backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     channel_grad_partial_kernel<T, P><<<grid, kThreads, 0, stream>>>(

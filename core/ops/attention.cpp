@@ -157,15 +157,12 @@ Tensor cuda_packed_attention(const Tensor& qkv, int64_t heads, bool causal) {
         const int64_t B = shape[0], T = shape[1], C = shape[2] / 3;
         Tensor dout = g.to(out.dtype()).reshape({B, T, heads, C / heads}).transpose(1, 2);
         dout = dout.contiguous();
-        Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v);
-        cuda::attention_backward(q, k, v, Tensor(), causal, s, out, lse, dout, dq, dk, dv);
-        Tensor dqkv = empty(shape, q.dtype(), q.device());
-        const Tensor parts[] = {dq, dk, dv};
-        for (int64_t i = 0; i < 3; ++i) {
-          Tensor dst = packed_head(dqkv, i, heads);
-          copy_(dst, parts[i]);
-        }
-        return Grads{dqkv};
+        // (3, B, H, T, D): dq, dk and dv are its contiguous blocks; one permuting copy packs
+        // them as (B, T, 3C).
+        Tensor d = empty({3, B, heads, T, C / heads}, q.dtype(), q.device());
+        cuda::attention_backward(q, k, v, Tensor(), causal, s, out, lse, dout, d.select(0, 0),
+                                 d.select(0, 1), d.select(0, 2));
+        return Grads{d.permute({1, 3, 0, 2, 4}).contiguous().reshape(shape)};
       });
 }
 

@@ -163,7 +163,10 @@ Tensor GPT::embed(const Tensor& idx) {
         "[GPT] expects token ids (B, T) of dtype i64, got ", idx.desc());
   int64_t T = idx.size(1);
   check(T <= cfg_.block_size, "[GPT] sequence length ", T, " exceeds block_size ", cfg_.block_size);
-  Tensor pos = arange(0, static_cast<double>(T)).to(idx.device());     // (T)
+  if (!positions_.defined() || positions_.device() != idx.device()) {
+    positions_ = arange(0, static_cast<double>(cfg_.block_size)).to(idx.device());
+  }
+  Tensor pos = positions_.slice(0, 0, T);                              // (T)
   return drop_->forward(add(wte_->forward(idx), wpe_->forward(pos)));  // (B, T, C)
 }
 

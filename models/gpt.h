@@ -112,6 +112,9 @@ class GPT : public nn::Module {
   std::shared_ptr<BlockStack> h_;  // the blocks, named h.0, h.1, ...
   std::shared_ptr<nn::LayerNorm> ln_f_;
   std::shared_ptr<nn::Linear> lm_head_;  // absent when tied to wte
+  // 0 .. block_size - 1 on the device of the last input: on a GPU, made once rather than
+  // copied from the host (a synchronisation) on every forward. Not a buffer: never saved.
+  Tensor positions_;
 };
 
 }  // namespace strata::models

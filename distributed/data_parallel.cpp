@@ -32,6 +32,7 @@ struct DataParallelState {
   std::vector<Bucket> buckets;
   size_t next_launch = 0;
   bool sync = true;
+  bool solo = false;  // one rank, skip_single_rank: gradients stay where they are
   std::shared_ptr<Timeline> timeline;
 
   void on_grad_ready(size_t index);
@@ -113,7 +114,7 @@ void DataParallelState::on_grad_ready(size_t index) {
         "each backward, or run the extra backward passes inside no_sync()");
   // One rank: its gradients are already the average; copying them through buckets would only
   // cost memory traffic (about two passes over every gradient per step).
-  if (comm->size() == 1) {
+  if (solo) {
     slot.ready = true;
     return;
   }
@@ -164,6 +165,7 @@ DataParallel::DataParallel(nn::Module& module, std::shared_ptr<Communicator> com
         "[DataParallel] bucket sizes must be positive, got bucket_bytes ", options.bucket_bytes,
         " and first_bucket_bytes ", options.first_bucket_bytes);
   state_->comm = std::move(comm);
+  state_->solo = options.skip_single_rank && state_->comm->size() == 1;
   build_buckets(*state_, module.named_parameters(), options);
   std::weak_ptr<DataParallelState> weak = state_;
   for (size_t i = 0; i < state_->slots.size(); ++i) {
@@ -209,7 +211,7 @@ void DataParallel::broadcast_buffers() { broadcast_all(*state_->comm, module_.na
 void DataParallel::finish_gradients() {
   DataParallelState& s = *state_;
   if (!s.sync) return;
-  if (s.comm->size() == 1) return s.reset();
+  if (s.solo) return s.reset();
   NoGradGuard guard;
   // Parameters whose hook did not fire: an accumulated .grad from earlier micro-steps, or
   // none at all (zeros with flag 0), so that every rank launches every bucket.

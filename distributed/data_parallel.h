@@ -20,6 +20,9 @@ struct DataParallelOptions {
   int64_t first_bucket_bytes = 1 << 20;
   /// Copy rank 0's parameters and buffers to every rank at construction.
   bool broadcast_on_start = true;
+  /// On one rank the gradients already are the average: leave them where they are. False
+  /// sends them through the buckets and the communicator anyway (a test of a communicator).
+  bool skip_single_rank = true;
 };
 
 struct DataParallelState;

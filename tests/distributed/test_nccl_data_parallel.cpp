@@ -100,7 +100,9 @@ TEST_P(NcclDataParallel, OneRankMatchesNoDp) {
   ASSERT_STREQ(nccl->backend(), "nccl");
   ASSERT_EQ(nccl->size(), 1);
   auto replica = make_mlp(outs);
-  DataParallel dp(*replica, nccl);
+  // One rank would leave the gradients alone (they are the average): send them through the
+  // buckets and NCCL's all-reduce anyway, which is what this test is for.
+  DataParallel dp(*replica, nccl, DataParallelOptions{.skip_single_rank = false});
   train(*replica, loss, optimizer, &dp);
 
   auto want = plain->named_parameters(), got = replica->named_parameters(),
@@ -108,7 +110,8 @@ TEST_P(NcclDataParallel, OneRankMatchesNoDp) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_TRUE(got[i].second.device().is_cuda()) << got[i].first;
-    // Averaging over one rank is exact: DP must not change a single bit.
+    // Averaging over one rank is exact: DP (its buckets and NCCL's all-reduce, forced above)
+    // must not change a single bit.
     EXPECT_EQ(max_abs_diff(got[i].second, want[i].second), 0.0) << got[i].first;
     EXPECT_GT(max_abs_diff(got[i].second, init[i].second), 1e-4)
         << got[i].first << " did not train";
@@ -227,6 +230,33 @@ TEST(CudaPipeline, OneStageExecutorMatchesPlainBackward) {
     for (size_t i = 0; i < got.size(); ++i) {
       ASSERT_TRUE(got[i].second.grad().defined()) << got[i].first;
       EXPECT_LT(max_abs_diff(got[i].second.grad(), ref[i].second.grad()), 1e-6) << got[i].first;
+    }
+  }
+}
+
+// Every collective over one NCCL rank is the identity: CUDA buffers go through NCCL's
+// all-reduce (sum, avg, max), all-gather, reduce-scatter and broadcast unchanged.
+TEST(NcclCommunicator, OneRankCollectivesAreTheIdentity) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "needs a CUDA GPU (" << why << ")";
+  auto single = make_single_communicator();
+  std::shared_ptr<Communicator> nccl = make_nccl_communicator(*single, 0);
+  Generator gen(11);
+  for (DType t : {DType::f32, DType::f64}) {
+    const Tensor host = randn({37}, gen).to(t);
+    for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::max}) {
+      Tensor x = host.to(Device::cuda(0));
+      nccl->all_reduce(x, op);
+      EXPECT_EQ(max_abs_diff(x.to(Device::cpu()), host), 0.0) << dtype_name(t);
+    }
+    const Tensor in = host.to(Device::cuda(0));
+    Tensor gathered = zeros({37}, t, Device::cuda(0)), scattered = zeros({37}, t, Device::cuda(0));
+    nccl->all_gather(in, gathered);
+    nccl->reduce_scatter(in, scattered, ReduceOp::avg);
+    Tensor b = host.to(Device::cuda(0));
+    nccl->broadcast(b, 0);
+    for (const Tensor* r : {&gathered, &scattered, &b}) {
+      EXPECT_EQ(max_abs_diff(r->to(Device::cpu()), host), 0.0) << dtype_name(t);
     }
   }
 }

@@ -60,7 +60,7 @@ Tensor plain(const Tensor& t) { return t.defined() ? t.detach().contiguous() : t
 
 Tensor conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
                      const Hw& out_hw) {
-  if (storage_only(x.dtype()) && !on_cuda(x)) {  // cuDNN takes bf16/f16
+  if (widen_by_copy(x)) {  // cuDNN takes bf16/f16
     return conv2d_kernel(x.detach().to(DType::f32), w.detach().to(DType::f32),
                          f32_or_undefined(plain(b)), p, out_hw)
         .to(x.dtype());
@@ -77,7 +77,7 @@ Tensor conv2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b, const Co
 
 Tensor conv_transpose2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b,
                                const Conv2dParams& p, const Hw& out_hw) {
-  if (storage_only(x.dtype()) && !on_cuda(x)) {  // cuDNN takes bf16/f16
+  if (widen_by_copy(x)) {  // cuDNN takes bf16/f16
     return conv_transpose2d_kernel(x.detach().to(DType::f32), w.detach().to(DType::f32),
                                    f32_or_undefined(plain(b)), p, out_hw)
         .to(x.dtype());
@@ -94,7 +94,7 @@ Tensor conv_transpose2d_kernel(const Tensor& x, const Tensor& w, const Tensor& b
 
 Tensor weight_grad_kernel(const Tensor& x, const Tensor& gy, const Shape& w_shape,
                           const Conv2dParams& p) {
-  if (storage_only(x.dtype()) && !on_cuda(x)) {  // cuDNN takes bf16/f16
+  if (widen_by_copy(x)) {  // cuDNN takes bf16/f16
     return weight_grad_kernel(x.detach().to(DType::f32), gy.detach().to(DType::f32), w_shape, p)
         .to(x.dtype());
   }

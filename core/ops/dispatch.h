@@ -22,4 +22,8 @@ inline bool storage_only(DType t) { return t == DType::bf16 || t == DType::f16; 
 /// The dtype a CPU kernel computes `t` in.
 inline DType compute_dtype(DType t) { return storage_only(t) ? DType::f32 : t; }
 
+/// Whether an op on t's bf16/f16 values goes through f32 copies: the CPU kernels have no
+/// arithmetic on those storage types; the CUDA kernels read and write them as they are.
+inline bool widen_by_copy(const Tensor& t) { return storage_only(t.dtype()) && !on_cuda(t); }
+
 }  // namespace strata

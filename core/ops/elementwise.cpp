@@ -43,10 +43,6 @@ bool needs_promotion(const Tensor& a, const Tensor& b) {
 }
 Tensor promoted(const Tensor& t) { return t.to(DType::f32); }
 
-/// Whether t's bf16/f16 values must go through f32 copies: the CPU kernels have no arithmetic
-/// on those storage types; the CUDA kernels compute them in f32 in registers.
-bool widen_by_copy(const Tensor& t) { return storage_only(t.dtype()) && !on_cuda(t); }
-
 /// Forward of a binary op without autograd.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);

@@ -28,7 +28,7 @@ void gemm_kernel(const Tensor& a, const Tensor& b, const Tensor& out, double alp
 
 /// (batch, m, k) @ (batch, k, n) without autograd.
 Tensor bmm_forward(const Tensor& a3, const Tensor& b3) {
-  if (storage_only(a3.dtype()) && !on_cuda(a3)) {  // cuBLASLt multiplies bf16/f16 itself
+  if (widen_by_copy(a3)) {  // cuBLASLt multiplies bf16/f16 itself
     return bmm_forward(a3.to(DType::f32), b3.to(DType::f32)).to(a3.dtype());
   }
   Tensor out = empty({a3.shape()[0], a3.shape()[1], b3.shape()[2]}, a3.dtype(), a3.device());
@@ -102,7 +102,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     check(bias.dim() == 1 && bias.size(0) == outf, "[linear] bias ", bias.desc(), " should be (",
           outf, ")");
   }
-  if (storage_only(x.dtype()) && !on_cuda(x)) {
+  if (widen_by_copy(x)) {
     Tensor b32 = bias.defined() ? bias.to(DType::f32) : bias;
     return linear(x.to(DType::f32), weight.to(DType::f32), b32).to(x.dtype());
   }

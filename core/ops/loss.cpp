@@ -91,7 +91,7 @@ Tensor cross_entropy_grad_ops(const Tensor& x2, const Tensor& t, const Tensor& g
 /// f32 for bf16/f16 logits, which the CUDA kernels read as they are (the CPU through an f32
 /// copy); the gradient comes back in the logits' dtype.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& t, int64_t ignore, double s) {
-  if (storage_only(logits.dtype()) && !on_cuda(logits)) {
+  if (widen_by_copy(logits)) {
     return cross_entropy_rows(logits.to(DType::f32), t, ignore, s);
   }
   const int64_t C = logits.size(1), M = t.numel();

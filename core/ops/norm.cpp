@@ -191,7 +191,7 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
   check(N * S > 1, "[batch_norm] expected more than 1 value per channel when training, got input ",
         x.desc());
   // bf16/f16: the CPU normalises f32 copies; the CUDA kernels read and write the storage type.
-  if (storage_only(x.dtype()) && !on_cuda(x)) {
+  if (widen_by_copy(x)) {
     return batch_norm(x.to(DType::f32), running_mean, running_var, f32_or_undefined(weight),
                       f32_or_undefined(bias), training, momentum, eps)
         .to(x.dtype());

@@ -41,11 +41,7 @@ void Adagrad::update(size_t g, size_t i, const Tensor& param, const Tensor& grad
 
 void Adagrad::update_group(size_t g, const std::vector<Item>& items) {
   FusedBatches<3> batches;  // by step count, which sets the decayed learning rate
-  for (const Item& it : items) {
-    if (!on_cuda(it.param)) {
-      update(g, it.index, it.param, it.grad);
-      continue;
-    }
+  for (const Item& it : update_host_items(g, items)) {
     const double t = bump_counter(g, it.index, "step");
     batches.add(
         t, {it.param, it.grad, slot(g, it.index, "sum", option(g, "initial_accumulator_value"))});

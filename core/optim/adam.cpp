@@ -71,11 +71,7 @@ void Adam::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
 
 void Adam::update_group(size_t g, const std::vector<Item>& items) {
   FusedBatches<5> batches;  // by step count, which sets the bias corrections
-  for (const Item& it : items) {
-    if (!on_cuda(it.param)) {
-      update(g, it.index, it.param, it.grad);
-      continue;
-    }
+  for (const Item& it : update_host_items(g, items)) {
     const double t = bump_counter(g, it.index, "step");
     const auto [m, v, mx] = slots(g, it.index);
     batches.add(t, {it.param, it.grad, m, v, mx});

@@ -59,11 +59,22 @@ double sum_abs_pow(const std::vector<Tensor>& grads, double norm_type) {
     double part = cpu::sum_abs_pow(g.contiguous(), norm_type);
     acc = inf ? std::max(acc, part) : acc + part;
   }
-  if (!device_parts.empty()) {
-    // One reduction over the stacked partials and one copy to the host for all of them.
-    Tensor parts = stack(device_parts, 0);
-    double part = (inf ? max(parts) : sum(parts)).item();
-    acc = inf ? std::max(acc, part) : acc + part;
+  const double part = read_device_parts(std::move(device_parts), inf);
+  return inf ? std::max(acc, part) : acc + part;
+}
+
+double read_device_parts(std::vector<Tensor> parts, bool take_max) {
+  NoGradGuard guard;
+  double acc = 0;
+  while (!parts.empty()) {  // one stacked reduction and one copy per device
+    const Device d = parts.front().device();
+    std::vector<Tensor> here, rest;
+    for (Tensor& t : parts) (t.device() == d ? here : rest).push_back(std::move(t));
+    Tensor all = stack(here, 0);
+    const double v = (take_max ? max(all) : sum(all)).item();
+    // NaN stays NaN (std::max would drop it): the loss scaler looks for it.
+    acc = !take_max ? acc + v : (std::isnan(acc) || std::isnan(v) ? NAN : std::max(acc, v));
+    parts = std::move(rest);
   }
   return acc;
 }

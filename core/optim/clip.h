@@ -16,6 +16,11 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
 /// tensors use the fused CPU kernel, CUDA tensors the reduction ops with one host sync.
 /// Undefined tensors are skipped.
 double sum_abs_pow(const std::vector<Tensor>& grads, double norm_type);
+
+/// The sum (or, with take_max, the largest) of 0-d device tensors, one per gradient, read
+/// with one copy per device: a read per gradient would make the host wait for the GPU each
+/// time. 0 for none.
+double read_device_parts(std::vector<Tensor> parts, bool take_max);
 /// sum over params of sum(|w|): differentiable, add coefficient * it to the loss.
 Tensor l1_penalty(const std::vector<Tensor>& params);
 /// sum over params of sum(w^2) (not halved): differentiable.

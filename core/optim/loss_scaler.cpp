@@ -6,8 +6,8 @@
 
 #include "core/autograd/grad_mode.h"
 #include "core/ops/elementwise.h"
-#include "core/ops/index.h"
 #include "core/ops/reduce.h"
+#include "core/optim/clip.h"
 
 namespace strata::optim {
 
@@ -46,15 +46,7 @@ bool LossScaler::unscale_(const std::vector<Tensor>& params) const {
     }
     mul_(g, 1.0 / state_.scale);
   }
-  // One read per device (a model split over GPUs stacks per device).
-  while (!device_peaks.empty()) {
-    const Device d = device_peaks.front().device();
-    std::vector<Tensor> here, rest;
-    for (Tensor& t : device_peaks) (t.device() == d ? here : rest).push_back(std::move(t));
-    found_inf = found_inf || !std::isfinite(max(stack(here, 0)).item());
-    device_peaks = std::move(rest);
-  }
-  return found_inf;
+  return found_inf || !std::isfinite(read_device_parts(std::move(device_peaks), true));
 }
 
 void LossScaler::update(bool found_inf) {

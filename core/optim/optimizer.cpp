@@ -81,6 +81,19 @@ void Optimizer::update_group(size_t group, const std::vector<Item>& items) {
   for (const Item& item : items) update(group, item.index, item.param, item.grad);
 }
 
+std::vector<Optimizer::Item> Optimizer::update_host_items(size_t group,
+                                                          const std::vector<Item>& items) {
+  std::vector<Item> device;
+  for (const Item& item : items) {
+    if (item.param.device().is_cuda()) {
+      device.push_back(item);
+    } else {
+      update(group, item.index, item.param, item.grad);
+    }
+  }
+  return device;
+}
+
 void Optimizer::zero_grad() {
   for (ParamGroup& g : groups_) {
     for (Tensor& p : g.params) p.zero_grad();

@@ -62,6 +62,9 @@ class Optimizer {
   /// Updates a group's parameters that have gradients. The default calls update() on each;
   /// optimizers with fused CUDA kernels override it to update many tensors per launch.
   virtual void update_group(size_t group, const std::vector<Item>& items);
+  /// For an update_group with fused CUDA kernels: updates the items that are not on a GPU one
+  /// by one (update()) and returns the others, for the fused launches.
+  std::vector<Item> update_host_items(size_t group, const std::vector<Item>& items);
   /// Checks one group's hyper-parameters; throws naming the group and the value.
   virtual void validate(size_t group) const = 0;
   /// The slot names this optimizer keeps per parameter (for load_state_dict's checks).

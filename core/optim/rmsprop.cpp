@@ -51,11 +51,7 @@ void RMSprop::update(size_t g, size_t i, const Tensor& param, const Tensor& grad
 
 void RMSprop::update_group(size_t g, const std::vector<Item>& items) {
   FusedBatches<5> batches;  // the hyper-parameters are the group's: one batch per device/dtype
-  for (const Item& it : items) {
-    if (!on_cuda(it.param)) {
-      update(g, it.index, it.param, it.grad);
-      continue;
-    }
+  for (const Item& it : update_host_items(g, items)) {
     const auto [sq, avg, buf] = slots(g, it.index);
     batches.add(0, {it.param, it.grad, sq, avg, buf});
   }

@@ -49,11 +49,7 @@ void SGD::update(size_t g, size_t i, const Tensor& param, const Tensor& grad) {
 void SGD::update_group(size_t g, const std::vector<Item>& items) {
   FusedBatches<3> batches;  // by whether the momentum buffer is new (its first step)
   const bool momentum = option(g, "momentum") != 0;
-  for (const Item& it : items) {
-    if (!on_cuda(it.param)) {
-      update(g, it.index, it.param, it.grad);
-      continue;
-    }
+  for (const Item& it : update_host_items(g, items)) {
     bool first = false;
     Tensor buf = momentum ? slot(g, it.index, "momentum_buffer", 0, &first) : Tensor();
     batches.add(first ? 1 : 0, {it.param, it.grad, buf});

@@ -196,12 +196,11 @@ struct Widened {
   }
 };
 
-/// Calls fn(T{}, C{}) with the element type T of `t` and the type C its arithmetic runs in:
-/// T itself, or f32 for bf16/f16 (through Widened). `floating` admits only floating types.
+/// Calls fn(T{}, C{}) with the element type T of `t` (any dtype) and the type C its arithmetic
+/// runs in: T itself, or f32 for bf16/f16 (through Widened). Floating-only kernels use
+/// visit_storage (loops.cuh) instead.
 template <class Fn>
-void visit_compute(const Tensor& t, const char* kernel, bool floating, Fn&& fn) {
-  check_internal(!floating || is_floating(t.dtype()), "CUDA kernel ", kernel, " called on ",
-                 t.desc());
+void visit_compute(const Tensor& t, Fn&& fn) {
   visit_device_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_half_type<T>) {
@@ -226,7 +225,7 @@ auto in_storage(Op op) {
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   check_internal(a.dtype() == b.dtype(), "binary kernel mixes ", a.desc(), " and ", b.desc());
-  visit_compute(a, "binary", false, [&](auto tag, auto ctag) {
+  visit_compute(a, [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     if (op >= BinaryOp::eq) {
@@ -238,7 +237,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha) {
-  visit_compute(x, "unary", true, [&](auto tag, auto ctag) {
+  visit_storage(x, Tensor(), "unary", [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     map<T>("unary", out, in_storage<T>(Unary<C>{op, C(alpha)}), arg<T>(x));
@@ -252,7 +251,7 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
   const Tensor& v = uses_y ? y : x;
   check_internal(v.dtype() == g.dtype() && out.dtype() == g.dtype(), "unary_backward mixes ",
                  g.desc(), ", ", v.desc(), " and ", out.desc());
-  visit_compute(g, "unary_backward", true, [&](auto tag, auto ctag) {
+  visit_storage(g, Tensor(), "unary_backward", [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     map<T>("unary_backward", out, in_storage<T>(UnaryBackward<C>{op, C(alpha)}), arg<T>(g),
@@ -268,7 +267,7 @@ void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& o
 }
 
 void clamp(const Tensor& x, const Tensor& out, double lo, double hi) {
-  visit_compute(x, "clamp", false, [&](auto tag, auto ctag) {
+  visit_compute(x, [&](auto tag, auto ctag) {
     using T = decltype(tag);
     using C = decltype(ctag);
     if constexpr (std::is_same_v<T, bool>) {

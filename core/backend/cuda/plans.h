@@ -34,10 +34,6 @@ class PlanCache {
     std::lock_guard<std::mutex> lock(mutex_);
     plans_.insert_or_assign(key, plan);
   }
-  size_t size() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return plans_.size();
-  }
 
  private:
   mutable std::mutex mutex_;
